@@ -1,0 +1,78 @@
+"""Live, bounded output for long steps.
+
+In a Jupyter kernel a :class:`LiveTail` shows the last N lines of a running
+command in one display that is updated in place (throttled), so a 20-minute
+build never floods the notebook; the complete text is in the step's log file.
+:func:`note` prints a progress line (few per step) that papermill echoes to the
+terminal of `runbook run`.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+import threading
+import time
+from collections import deque
+
+from .report.sanitize import clean_text
+
+
+def in_kernel() -> bool:
+    try:
+        from IPython import get_ipython  # type: ignore[attr-defined]
+    except ImportError:
+        return False
+    ip = get_ipython()
+    return ip is not None and getattr(ip, "kernel", None) is not None
+
+
+def note(text: str) -> None:
+    """A progress line: visible live in Jupyter and in `runbook run`'s terminal."""
+    print(text, flush=True)
+
+
+class LiveTail:
+    def __init__(self, title: str, lines: int = 15, min_interval: float = 0.5,
+                 echo: bool = False) -> None:
+        self.title = title
+        self.buf: deque[str] = deque(maxlen=lines)
+        self.count = 0
+        self.min_interval = min_interval
+        self.echo = echo
+        self._last = 0.0
+        self._lock = threading.Lock()
+        self._handle = None
+        if in_kernel():
+            from IPython.display import HTML, display
+            self._handle = display(HTML(self._html()), display_id=True)
+
+    def _html(self) -> str:
+        body = html.escape("\n".join(self.buf))
+        return (f"<details open><summary>{html.escape(self.title)} — last {len(self.buf)} of "
+                f"{self.count} lines</summary><pre style='max-height:22em;overflow:auto'>"
+                f"{body}</pre></details>")
+
+    def __call__(self, line: str) -> None:
+        text = clean_text(line)
+        with self._lock:
+            self.buf.append(text)
+            self.count += 1
+            now = time.monotonic()
+            due = now - self._last >= self.min_interval
+            if due:
+                self._last = now
+        if self.echo and not self._handle:
+            print(text, file=sys.stderr, flush=True)
+        if due:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        if self._handle is not None:
+            from IPython.display import HTML
+            with self._lock:
+                content = self._html()
+            self._handle.update(HTML(content))
+
+    def close(self) -> None:
+        self._refresh()

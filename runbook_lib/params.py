@@ -1,0 +1,221 @@
+"""Typed parameters shared by the notebooks and the CLI.
+
+Each notebook has a :class:`NotebookSpec`; its ``parameters`` cell holds the same
+names and defaults (a unit test keeps the two in step). Values coming from the
+command line are strings and are coerced by the declared type; values coming
+from a notebook are checked as they are. Unknown names and bad values raise
+:class:`ParamError`, whose message names the parameter and what is allowed.
+Values are plain data: nothing here ever reaches a shell.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+_TRUE = {"1", "true", "yes", "on", "y"}
+_FALSE = {"0", "false", "no", "off", "n", ""}
+
+
+class ParamError(ValueError):
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"parameter {name!r}: {message}")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    secret: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    pattern: str | None = None  # full-match regex for str values (empty always allowed)
+
+    def type_name(self) -> str:
+        return self.type.__name__
+
+    def coerce(self, value: Any) -> Any:
+        if isinstance(value, str) and self.type is not str:
+            return self._from_string(value)
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if self.type is bool and not isinstance(value, bool):
+            raise ParamError(self.name, f"expected true or false, got {value!r}")
+        if self.type is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ParamError(self.name, f"expected an integer, got {value!r}")
+        if not isinstance(value, self.type):
+            raise ParamError(self.name, f"expected {self.type_name()}, got {value!r}")
+        return value
+
+    def _from_string(self, raw: str) -> Any:
+        text = raw.strip()
+        if self.type is bool:
+            if text.lower() in _TRUE:
+                return True
+            if text.lower() in _FALSE:
+                return False
+            raise ParamError(self.name, f"expected true or false, got {raw!r}")
+        try:
+            return self.type(text)
+        except ValueError:
+            raise ParamError(self.name, f"expected {self.type_name()}, got {raw!r}") from None
+
+    def check(self, value: Any) -> Any:
+        value = self.coerce(value)
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(repr(c) for c in self.choices)
+            raise ParamError(self.name, f"{value!r} is not allowed; allowed values: {allowed}")
+        if self.minimum is not None and value < self.minimum:
+            raise ParamError(self.name, f"{value!r} is below the minimum {self.minimum:g}")
+        if self.maximum is not None and value > self.maximum:
+            raise ParamError(self.name, f"{value!r} is above the maximum {self.maximum:g}")
+        if self.pattern and isinstance(value, str) and value and not re.fullmatch(self.pattern, value):
+            raise ParamError(self.name, f"{value!r} does not match {self.pattern}")
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type_name(),
+            "default": "***" if self.secret and self.default else self.default,
+            "choices": list(self.choices) if self.choices else None,
+            "help": self.help,
+            "secret": self.secret,
+        }
+
+
+@dataclass(frozen=True)
+class NotebookSpec:
+    name: str
+    title: str
+    description: str
+    params: tuple[Param, ...]
+    aliases: tuple[str, ...] = ()
+    in_main_job: bool = True
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        names = [p.name for p in self.params]
+        close = difflib.get_close_matches(name, names, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ParamError(name, f"unknown parameter for {self.name}{hint} "
+                               f"(known: {', '.join(names)})")
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def validate(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with `values`, every value checked. Unknown names raise."""
+        out = self.defaults()
+        for key, value in values.items():
+            out[key] = self.param(key).check(value)
+        return out
+
+    def from_namespace(self, ns: Mapping[str, Any]) -> dict[str, Any]:
+        """Pick this notebook's parameters out of a notebook's globals() and validate."""
+        return self.validate({p.name: ns[p.name] for p in self.params if p.name in ns})
+
+    def secrets(self) -> list[str]:
+        return [p.name for p in self.params if p.secret]
+
+
+_LOG_DIR = Param("log_dir", str, "",
+                 "directory for full logs; empty = beside the report (set by `runbook run`) "
+                 "or ./runs/<timestamp>")
+_WORKDIR = Param("workdir", str, "",
+                 "sandbox work directory holding pxe/static/...; empty = ~/.local/share/carbide-runbooks/sandbox")
+
+STEP1 = NotebookSpec(
+    name="01_install_build_tools",
+    title="Step 1: install build tools",
+    description="Check (and optionally install) mkosi, debootstrap and every tool steps 2 and 3 need.",
+    aliases=("01", "install", "install_build_tools"),
+    params=(
+        Param("mode", str, "sandbox", "what step 2 will build: the embedded sandbox, or a carbide checkout",
+              choices=("sandbox", "carbide")),
+        Param("install_missing", bool, False, "install missing Debian packages in one apt transaction"),
+        Param("dry_run", bool, False, "print the install command instead of running it"),
+        Param("want_bridge", bool, False, "also check bridge networking (qemu-bridge-helper, bridge.conf, dnsmasq)"),
+        Param("want_tpm", bool, True, "also check swtpm for a software TPM"),
+        Param("min_free_gb", float, 5.0, "free disk needed in the work directory (GB)", minimum=0),
+        _WORKDIR,
+        _LOG_DIR,
+    ),
+)
+
+STEP2 = NotebookSpec(
+    name="02_build_ipxe_image",
+    title="Step 2: build the iPXE image",
+    description="Run the boot-artifact build (cargo make or the sandbox), verify the artifacts, fix ownership.",
+    aliases=("02", "build", "build_ipxe_image"),
+    params=(
+        Param("carbide_root_dir", str, "", "carbide checkout; empty = the embedded sandbox"),
+        Param("arch", str, "x86_64", "target architecture", choices=("x86_64", "aarch64")),
+        Param("variant", str, "full", "full: build-boot-artifacts-<arch>; package-only: "
+              "create-ephemeral-image then ipxe-<arch>", choices=("full", "package-only")),
+        Param("task", str, "", "override the cargo-make task (empty = from variant and arch)",
+              pattern=r"[A-Za-z0-9_.:-]+"),
+        Param("timeout_s", int, 3600, "timeout of the whole build (seconds)", minimum=1),
+        Param("chown_user", str, "", "user to chown pxe/static back to; empty = SUDO_USER or the current user",
+              pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]*"),
+        Param("force", bool, False, "rebuild even when inputs did not change"),
+        Param("root_password", str, "carbide", "root password of the sandbox image (console login)",
+              secret=True),
+        _WORKDIR,
+        _LOG_DIR,
+    ),
+)
+
+STEP3 = NotebookSpec(
+    name="03_pxe_boot_vm",
+    title="Step 3: PXE boot a QEMU VM",
+    description="PXE boot the artifacts in QEMU, capture the serial console, explain the boot.",
+    aliases=("03", "boot", "pxe_boot_vm"),
+    params=(
+        Param("artifacts_dir", str, "", "directory with ipxe.efi, carbide.efi ...; empty = the sandbox output"),
+        Param("carbide_root_dir", str, "", "carbide checkout whose pxe/static/blobs/internal/<arch> to boot"),
+        Param("arch", str, "x86_64", "artifact architecture", choices=("x86_64",)),
+        Param("firmware", str, "uefi", "uefi (OVMF) or bios (SeaBIOS)", choices=("uefi", "bios")),
+        Param("network", str, "user", "user: QEMU user networking, no root; bridge: carbide0",
+              choices=("user", "bridge")),
+        Param("accel", str, "auto", "auto tries KVM for real and falls back to TCG",
+              choices=("auto", "kvm", "tcg")),
+        Param("memory_mb", int, 4096, "VM memory (MB); the UKI needs >= 2048", minimum=256),
+        Param("cpus", int, 2, "VM vCPUs", minimum=1, maximum=64),
+        Param("mac", str, "52:54:00:12:34:56", "NIC MAC address",
+              pattern=r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}"),
+        Param("uuid", str, "", "SMBIOS uuid; empty = a fixed per-MAC uuid",
+              pattern=r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"),
+        Param("tpm", bool, False, "attach a software TPM 2.0 (swtpm)"),
+        Param("port", int, 8080, "port of the carbide-pxe stand-in", minimum=1, maximum=65535),
+        Param("timeout_s", int, 300, "give up after this many seconds", minimum=1),
+        Param("success_pattern", str, r"login:\s*$", "regex on the serial console that means success"),
+        Param("extra_args", str, "", "extra QEMU arguments (split like a shell would, never run by one)"),
+        _LOG_DIR,
+    ),
+)
+
+NOTEBOOKS: dict[str, NotebookSpec] = {s.name: s for s in (STEP1, STEP2, STEP3)}
+
+
+def resolve(name: str) -> NotebookSpec:
+    key = name.strip()
+    if key.endswith(".ipynb"):
+        key = key.rsplit("/", 1)[-1][:-6]
+    if key in NOTEBOOKS:
+        return NOTEBOOKS[key]
+    for spec in NOTEBOOKS.values():
+        if key in spec.aliases:
+            return spec
+    known = list(NOTEBOOKS) + [a for s in NOTEBOOKS.values() for a in s.aliases]
+    close = difflib.get_close_matches(key, known, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise ParamError("notebook", f"unknown notebook {name!r}.{hint} Known: {', '.join(NOTEBOOKS)}")

@@ -1,0 +1,1 @@
+"""Rendering (tables, escaped log excerpts) and export (HTML, summary JSON, redaction)."""
