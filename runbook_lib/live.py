@@ -43,9 +43,7 @@ class LiveTail:
         self._last = 0.0
         self._lock = threading.Lock()
         self._handle = None
-        if in_kernel():
-            from IPython.display import HTML, display
-            self._handle = display(HTML(self._html()), display_id=True)
+        self._kernel = in_kernel()
 
     def _html(self) -> str:
         body = html.escape("\n".join(self.buf))
@@ -62,16 +60,21 @@ class LiveTail:
             due = now - self._last >= self.min_interval
             if due:
                 self._last = now
-        if self.echo and not self._handle:
+        if self.echo and not self._kernel:
             print(text, file=sys.stderr, flush=True)
         if due:
             self._refresh()
 
     def _refresh(self) -> None:
-        if self._handle is not None:
-            from IPython.display import HTML
-            with self._lock:
-                content = self._html()
+        """Created on the first line, so a command with no output leaves no empty box."""
+        if not self._kernel or self.count == 0:
+            return
+        from IPython.display import HTML, display
+        with self._lock:
+            content = self._html()
+        if self._handle is None:
+            self._handle = display(HTML(content), display_id=True)
+        else:
             self._handle.update(HTML(content))
 
     def close(self) -> None:

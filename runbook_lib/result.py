@@ -94,8 +94,13 @@ class StepResult:
         return {
             "text/plain": str(self),
             "text/html": self.headline_html(),
-            RESULT_MIME: self.to_dict(),
+            RESULT_MIME: self.headline(),
         }
+
+    def headline(self) -> dict[str, Any]:
+        """What travels inside the notebook: stable fields only (nbval compares them)."""
+        return {"step": self.step, "status": self.status.value, "summary": self.summary,
+                "cause": self.cause, "fix": self.fix}
 
 
 def _table_records(df: Any, limit: int = 500) -> list[dict[str, Any]]:

@@ -1,0 +1,265 @@
+"""`runbook`: list, describe and run the notebooks headlessly (papermill), plus step tools.
+
+Exit codes everywhere: 0 PASS, 1 FAIL, 2 ERROR (environment or usage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .params import NOTEBOOKS, NotebookSpec, ParamError, resolve
+from .paths import repo_root
+from .result import Status
+
+EXIT_USAGE = 2
+
+
+def notebooks_dir() -> Path:
+    env = os.environ.get("RUNBOOK_NOTEBOOKS_DIR")
+    return Path(env) if env else repo_root() / "notebooks"
+
+
+def _err(msg: str) -> int:
+    print(f"runbook: error: {msg}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for spec in NOTEBOOKS.values():
+        present = (notebooks_dir() / f"{spec.name}.ipynb").exists()
+        flag = "" if present else "  (notebook file missing)"
+        print(f"{spec.name:28} {spec.description}{flag}")
+    print(f"{'all':28} the main job: every notebook above, in order, on the embedded default")
+    return 0
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    try:
+        spec = resolve(args.notebook)
+    except ParamError as exc:
+        return _err(str(exc))
+    if args.json:
+        print(json.dumps([p.describe() for p in spec.params], indent=2))
+        return 0
+    print(f"{spec.name}: {spec.title}")
+    for p in spec.params:
+        d = p.describe()
+        choices = f" one of {', '.join(map(str, p.choices))}" if p.choices else ""
+        print(f"  {p.name:18} {p.type_name():6} default {d['default']!r}{choices}")
+        print(f"  {'':18} {p.help}")
+    return 0
+
+
+def parse_overrides(pairs: Sequence[Sequence[str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        out[key] = value
+    return out
+
+
+def params_for(spec: NotebookSpec, raw: dict[str, str], strict: bool) -> dict[str, Any]:
+    """Validated values for `spec`. In `all` mode (strict=False) keys of other notebooks are skipped."""
+    chosen: dict[str, Any] = {}
+    known = {p.name for p in spec.params}
+    for key, value in raw.items():
+        if key in known:
+            chosen[key] = spec.param(key).check(value)
+        elif strict:
+            spec.param(key)  # raises with suggestions
+    return chosen
+
+
+def check_report_dir(path: Path) -> str | None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        return f"report dir {path} is not writable: {exc.strerror or exc}"
+    return None
+
+
+def run_one(spec: NotebookSpec, values: dict[str, Any], report_dir: Path, hide_code: bool,
+            quiet: bool, timeout: int | None) -> tuple[Status, dict[str, Path]]:
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    from .report.export import write_reports
+
+    source = notebooks_dir() / f"{spec.name}.ipynb"
+    if not source.exists():
+        print(f"runbook: error: notebook {source} is missing", file=sys.stderr)
+        return Status.ERROR, {}
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    output = report_dir / f"{stamp}-{spec.name}.ipynb"
+    log_dir = report_dir / f"{stamp}-{spec.name}.logs"
+    params = dict(values)
+    if not params.get("log_dir"):
+        params["log_dir"] = str(log_dir.resolve())
+    print(f"== {spec.name}: {spec.title}", flush=True)
+    print(f"   report: {output}", flush=True)
+    t0 = time.monotonic()
+    failure: str | None = None
+    try:
+        pm.execute_notebook(
+            str(source), str(output), parameters=params, cwd=str(source.parent),
+            kernel_name="python3", log_output=not quiet, progress_bar=False,
+            request_save_on_cell_execute=True, execution_timeout=timeout,
+        )
+    except PapermillExecutionError as exc:
+        failure = f"cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"
+    except KeyboardInterrupt:
+        failure = "interrupted (Ctrl-C)"
+    except Exception as exc:  # kernel died, notebook unreadable, ...
+        failure = f"{type(exc).__name__}: {exc}"
+    if not output.exists():
+        print(f"runbook: error: no executed notebook was written ({failure})", file=sys.stderr)
+        return Status.ERROR, {}
+    secrets = {p.name: params.get(p.name, p.default) for p in spec.params if p.secret}
+    summary, paths = write_reports(output, spec.name, secrets, hide_code=hide_code)
+    elapsed = time.monotonic() - t0
+    for step in summary.steps:
+        print(f"   {step['status']:5} {step['step']}: {step['summary']}")
+        if step.get("status") != "PASS":
+            if step.get("cause"):
+                print(f"         cause: {step['cause']}")
+            if step.get("fix"):
+                print(f"         fix:   {step['fix']}")
+    if summary.error:
+        print(f"   ERROR in cell {summary.error.get('cell')}: {summary.error.get('ename')}: "
+              f"{summary.error.get('evalue')}")
+    elif failure:
+        print(f"   {failure}")
+    print(f"== {summary.status.value} {spec.name} in {elapsed:.1f}s")
+    for kind, path in paths.items():
+        print(f"   {kind:5} {path}")
+    return summary.status, paths
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    raw = parse_overrides(args.p)
+    try:
+        if args.notebook == "all":
+            specs = [s for s in NOTEBOOKS.values() if s.in_main_job
+                     and (notebooks_dir() / f"{s.name}.ipynb").exists()]
+            chosen = [(s, params_for(s, raw, strict=False)) for s in specs]
+            used = {k for _, v in chosen for k in v}
+            unknown = sorted(set(raw) - used)
+            if unknown:
+                names = sorted({p.name for s in specs for p in s.params})
+                raise ParamError(unknown[0], f"no notebook takes this parameter (known: {', '.join(names)})")
+        else:
+            spec = resolve(args.notebook)
+            chosen = [(spec, params_for(spec, raw, strict=True))]
+    except ParamError as exc:
+        return _err(str(exc))
+    report_dir = Path(args.report_dir)
+    problem = check_report_dir(report_dir)
+    if problem:
+        return _err(problem + " (choose another with --report-dir)")
+    statuses: list[Status] = []
+    for spec, values in chosen:
+        status, _ = run_one(spec, values, report_dir, args.hide_code, args.quiet, args.cell_timeout)
+        statuses.append(status)
+        if status != Status.PASS and args.notebook == "all":
+            print(f"runbook: stopping after {spec.name} ({status.value}); later steps need it")
+            break
+    return Status.worst(statuses).exit_code
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Rebuild .html and .json for an executed notebook someone sent you."""
+    from .report.export import write_reports
+
+    path = Path(args.notebook)
+    if not path.exists():
+        return _err(f"{path} does not exist")
+    summary, paths = write_reports(path, path.stem, {}, hide_code=args.hide_code)
+    print(f"{summary.status.value} {path.stem}")
+    for kind, p in paths.items():
+        print(f"   {kind:5} {p}")
+    return summary.status.exit_code
+
+
+def cmd_tools(args: argparse.Namespace) -> int:
+    from . import tools
+
+    if args.action == "packages":
+        print(" ".join(tools.all_packages()))
+        return 0
+    result = tools.run_step1(mode=args.mode, install_missing=args.action == "install",
+                             dry_run=args.dry_run, want_bridge=args.bridge, want_tpm=True,
+                             on_line=(lambda ln: print(ln, flush=True)))
+    print(result.tables["tools"].to_string(index=False))
+    print(result)
+    return result.status.exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="runbook", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="notebooks with a one-line description")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("params", help="parameters of a notebook: types, defaults, help")
+    p.add_argument("notebook")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_params)
+
+    p = sub.add_parser("run", help="execute a notebook (or `all`) with papermill and write reports")
+    p.add_argument("notebook", help="name (01_install_build_tools), alias (01) or `all`")
+    p.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                   help="set a parameter (repeatable)")
+    p.add_argument("--report-dir", default="reports", help="where reports go (default ./reports)")
+    p.add_argument("--hide-code", action="store_true", help="HTML report without code cells")
+    p.add_argument("--quiet", action="store_true", help="do not echo cell output live")
+    p.add_argument("--cell-timeout", type=int, default=None, help="papermill per-cell timeout (s)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="rebuild .html/.json from an executed .ipynb")
+    p.add_argument("notebook")
+    p.add_argument("--hide-code", action="store_true")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("tools", help="step 1 without Jupyter: check, install, or list apt packages")
+    p.add_argument("action", choices=("check", "install", "packages"))
+    p.add_argument("--mode", choices=("sandbox", "carbide"), default="sandbox")
+    p.add_argument("--bridge", action="store_true", help="include bridge networking tools")
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(func=cmd_tools)
+
+    for module in ("runbook_lib.sandbox.cli", "runbook_lib.build.cli", "runbook_lib.boot.cli"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.register(sub)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse usage errors -> 2, --help -> 0
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("runbook: interrupted", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

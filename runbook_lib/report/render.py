@@ -1,0 +1,57 @@
+"""HTML rendering shared by every step: status-coloured tables and escaped log excerpts."""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Iterable
+
+from .sanitize import clean_text, redact
+
+STATUS_COLOURS = {
+    "ok": "#dafbe1", "pass": "#dafbe1", "fresh": "#dafbe1",
+    "missing": "#ffebe9", "fail": "#ffebe9", "too old": "#ffebe9", "unusable": "#ffebe9",
+    "stale": "#fff8c5", "error": "#fff8c5", "warn": "#fff8c5", "info": "#ddf4ff",
+}
+
+
+def _colour(value: Any) -> str:
+    key = str(value).strip().lower()
+    colour = STATUS_COLOURS.get(key) or STATUS_COLOURS.get(key.split(" ")[0], "")
+    return f"background-color: {colour}" if colour else ""
+
+
+def table_html(df: Any, status_columns: Iterable[str] = ("status",), max_rows: int = 200,
+               uid: str = "tbl") -> str:
+    """A DataFrame as escaped HTML, status cells coloured, bounded to `max_rows`.
+
+    `uid` fixes the Styler's CSS ids (random by default) so saved outputs are stable.
+    """
+    shown = df.head(max_rows)
+    styler = shown.style.hide(axis="index").set_uuid(uid)
+    try:
+        styler = styler.format(escape="html")
+    except TypeError:  # very old pandas
+        pass
+    cols = [c for c in status_columns if c in shown.columns]
+    if cols:
+        styler = styler.map(_colour, subset=cols)
+    styler = styler.set_table_styles([
+        {"selector": "td, th", "props": "text-align: left; padding: 2px 8px; font-size: 90%"},
+    ])
+    more = "" if len(df) <= max_rows else f"<div>… {len(df) - max_rows} more rows in the JSON report</div>"
+    return styler.to_html() + more
+
+
+def excerpt_html(lines: Iterable[str], title: str = "", highlight: Iterable[int] = (),
+                 max_lines: int = 60, secrets: Iterable[str] = ()) -> str:
+    """Log lines as a bounded, escaped <pre>; lines whose index is in `highlight` are marked."""
+    marks = set(highlight)
+    out = []
+    for i, line in enumerate(lines):
+        if i >= max_lines:
+            out.append("…")
+            break
+        text = html.escape(redact(clean_text(line), secrets))
+        out.append(f"<mark>{text}</mark>" if i in marks else text)
+    head = f"<div><b>{html.escape(title)}</b></div>" if title else ""
+    return head + "<pre style='max-height:30em;overflow:auto;font-size:85%'>" + "\n".join(out) + "</pre>"
