@@ -10,9 +10,9 @@ _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@
 _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 _SECRET_PATTERNS = [
-    # key=value / key: value for secret-looking keys
-    re.compile(r"(?i)\b((?:password|passwd|token|secret|api[_-]?key|authorization)\b\s*[=:]\s*)(\S+)"),
     re.compile(r"(?i)(Bearer\s+)([A-Za-z0-9._~+/-]+=*)"),
+    # key=value / key: value for secret-looking keys (root_password=..., api_key: ...)
+    re.compile(r"(?i)\b(\w*(?:password|passwd|token|secret|api[_-]?key)\s*[=:]\s*)([^\s*]\S*)"),
     re.compile(r"(?i)(https?://[^\s:/@]+:)([^\s@/]+)(@)"),
 ]
 
