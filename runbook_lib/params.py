@@ -161,14 +161,22 @@ STEP2 = NotebookSpec(
         Param("arch", str, "x86_64", "target architecture", choices=("x86_64", "aarch64")),
         Param("variant", str, "full", "full: build-boot-artifacts-<arch>; package-only: "
               "create-ephemeral-image then ipxe-<arch>", choices=("full", "package-only")),
-        Param("task", str, "", "override the cargo-make task (empty = from variant and arch)",
-              pattern=r"[A-Za-z0-9_.:-]+"),
+        Param("task", str, "", "override the task(s) (empty = from variant and arch); several "
+              "names separated by spaces run one after another like `cargo make a && cargo make b`",
+              pattern=r"[A-Za-z0-9_.:-]+([ ,]+[A-Za-z0-9_.:-]+)*"),
         Param("timeout_s", int, 3600, "timeout of the whole build (seconds)", minimum=1),
         Param("chown_user", str, "", "user to chown pxe/static back to; empty = SUDO_USER or the current user",
               pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]*"),
         Param("force", bool, False, "rebuild even when inputs did not change"),
         Param("root_password", str, "carbide", "root password of the sandbox image (console login)",
               secret=True),
+        Param("ci_only_pattern", str, "upload|compress|publish|artifactory|push|container-",
+              "regex on the failing task's name: a failure there is the docs' expected unclean exit "
+              "(PASS only if every expected artifact is present and fresh)"),
+        Param("artifact_profile", str, "auto", "expected artifact set: auto (from the tree), docs "
+              "(carbide.efi/.manifest/.root, ipxe.efi/.kpxe), scout (newer trees) or sandbox",
+              choices=("auto", "docs", "scout", "sandbox")),
+        Param("fix_ownership", bool, True, "chown root-owned files under pxe/static back to the user"),
         _WORKDIR,
         _LOG_DIR,
     ),

@@ -1,0 +1,356 @@
+"""Step 2 of carbide's "IPXE image building workflow": plan, build, verify, give the tree back.
+
+:class:`BuildStep` holds one run of the step; the notebook calls one method per cell
+(``plan``, ``run``, ``artifacts``, ``manifest``, ``ownership``, ``summary``), each
+returning a :class:`BuildResult` (PASS / FAIL / ERROR, first cause, fix, tables).
+:func:`build_ipxe_image` does all of it in one call (CLI, tests).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Mapping
+
+from .. import shell
+from ..params import STEP2
+from ..result import Status
+from . import artifacts as art
+from . import manifest as mani
+from . import ownership as own
+from .classify import DEFAULT_CI_ONLY_PATTERN, Verdict, classify
+from .driver import RunOutcome, execute, hide_password
+from .makefile import artifact_names
+from .render import BuildResult
+from .target import AARCH64_NOTE, Target, TargetError, resolve
+
+STEP = "step 2: build the iPXE image"
+
+
+class BuildStep:
+    def __init__(self, params: Mapping[str, Any] | Any, log_dir: str | Path | None = None,
+                 state_dir: str | Path | None = None, host: str | None = None) -> None:
+        if hasattr(params, "params") and hasattr(params, "log_dir"):  # a RunContext
+            log_dir = log_dir or params.log_dir
+            params = params.params
+        self.params = STEP2.validate(dict(params))
+        self.log_dir = Path(log_dir or self.params.get("log_dir") or Path.cwd() / "runs" / "build")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = Path(state_dir) if state_dir else self.log_dir.parent / "build-state"
+        self.host = host
+        self.target: Target | None = None
+        self.error: BuildResult | None = None
+        self.outcome: RunOutcome | None = None
+        self.verdict: Verdict | None = None
+        self.inventory: art.Inventory | None = None
+        self.results: dict[str, BuildResult] = {}
+        self._planned = False
+        self._versions: list[str] = []
+
+    # ---- plan ---------------------------------------------------------------------------
+    def plan(self) -> BuildResult:
+        self._planned = True
+        p = self.params
+        try:
+            self.target = resolve(p["carbide_root_dir"], p["arch"], p["variant"], p["task"],
+                                  p["workdir"], host=self.host)
+        except TargetError as exc:
+            self.error = BuildResult(STEP + ": plan", Status.ERROR, "cannot plan the build",
+                                     cause=exc.cause, fix=exc.fix,
+                                     details={"suggestions": exc.suggestions})
+            return self._keep("plan", self.error)
+        t = self.target
+        env_problem = self._preflight(t)
+        notes = [*t.notes, *t.plan.notes]
+        details = {"target": t.to_dict(), "plan": t.plan.to_dict(),
+                   "commands": [hide_password(shell.quote(c)) for c in
+                                t.commands(self.params["force"], self.params["root_password"])]}
+        if env_problem:
+            cause, fix = env_problem
+            self.error = BuildResult(STEP + ": plan", Status.ERROR, "the build tools are not ready",
+                                     cause=cause, fix=fix, details=details,
+                                     tables={"plan": t.plan.table()}, notes=tuple(notes))
+            return self._keep("plan", self.error)
+        cmds = details["commands"]
+        what = (f"{len(t.plan.steps)} task(s) from {t.plan.source}" if t.plan.steps
+                else "no build (directories only)")
+        summary = (f"{t.kind}: {' && '.join(cmds) if cmds else 'mkdir ' + str(t.artifact_dir)}"
+                   f" — {what}")
+        if t.kind == "carbide":
+            notes.append(f"runs in {t.run_dir} like the docs: cd $CARBIDE_ROOT_DIR/pxe && "
+                         + " && ".join(f"cargo make {x}" for x in t.tasks))
+        notes.extend(self._versions)
+        return self._keep("plan", BuildResult(STEP + ": plan", Status.PASS, summary, details=details,
+                                              tables={"plan": t.plan.table()}, notes=tuple(notes)))
+
+    def _preflight(self, t: Target) -> tuple[str, str] | None:
+        """Missing cargo / cargo-make / mkosi is the environment's fault: ERROR with the fix."""
+        self._versions = []
+        if t.only_dirs and t.kind == "sandbox":
+            return None
+        if t.kind == "carbide":
+            if shutil.which("cargo") is None:
+                return ("`cargo` is not on PATH (carbide's build runs `cargo make`)",
+                        "install Rust with rustup (https://rustup.rs), then `cargo install --force cargo-make`")
+            rr = shell.capture(["cargo", "make", "--version"], timeout=60, cwd=t.run_dir)
+            if not rr.ok:
+                return ("cargo-make is not installed: `cargo make --version` failed: "
+                        + (rr.tail[0] if rr.tail else f"exit {rr.returncode}"),
+                        "cargo install --force cargo-make")
+            self._versions.append("cargo-make: " + (rr.tail[-1] if rr.tail else "?"))
+        if not t.only_dirs and shutil.which("mkosi") is None and \
+                not (t.root / "pxe" / "mkosi" / "bin" / "mkosi").exists():
+            return ("`mkosi` is not installed (the ephemeral image is built with mkosi)",
+                    "sudo apt install mkosi debootstrap   (step 1: 01_install_build_tools)")
+        return None
+
+    # ---- run ----------------------------------------------------------------------------
+    def run(self) -> BuildResult:
+        if not self._planned:
+            self.plan()
+        if self.error or self.target is None:
+            return self._blocked("run")
+        t = self.target
+        name = STEP + ": run"
+        if t.only_dirs and t.kind == "sandbox":
+            t.artifact_dir.mkdir(parents=True, exist_ok=True)
+            return self._keep("run", BuildResult(
+                name, Status.PASS, f"created {t.artifact_dir}; nothing to build",
+                notes=(AARCH64_NOTE,), details={"created": str(t.artifact_dir)}))
+        log_path = self.log_dir / "build.log"
+        try:
+            self.outcome = execute(t, log_path, float(self.params["timeout_s"]),
+                                   force=self.params["force"], root_password=self.params["root_password"])
+        except shell.CommandNotFound as exc:
+            return self._keep("run", BuildResult(name, Status.ERROR, "the build command is missing",
+                                                 cause=str(exc), fix="run step 1 (01_install_build_tools)"))
+        o = self.outcome
+        self.inventory = self._inventory(o.start_wall)
+        self.verdict = classify(returncode=o.returncode, timed_out=o.timed_out,
+                                interrupted=o.interrupted, log=o.log, inventory=self.inventory,
+                                ci_only_pattern=self.params["ci_only_pattern"] or DEFAULT_CI_ONLY_PATTERN,
+                                log_lines=o.log_lines(), log_path=str(o.log_path),
+                                timeout_s=o.timeout_s, tool=t.tool)
+        v = self.verdict
+        if t.only_dirs and v.status is Status.PASS:
+            v.summary = f"{t.artifact_dir} created; " + v.summary.split(";")[0]
+        details = {"outcome": o.to_dict(), "verdict": v.to_dict()}
+        notes = list(v.warnings)
+        if t.only_dirs:
+            notes.insert(0, AARCH64_NOTE)
+        tasks_df = _tasks_table(o, t)
+        return self._keep("run", BuildResult(
+            name, v.status, v.summary + f" ({o.duration_s:.0f} s)", cause=v.cause, fix=v.fix,
+            details=details, tables={"tasks": tasks_df}, logs={"build": str(o.log_path)},
+            excerpt=hide_password(v.excerpt) if v.status is not Status.PASS or v.kind != "clean" else "",
+            notes=tuple(notes)))
+
+    # ---- artifacts ----------------------------------------------------------------------
+    def _expected(self) -> tuple[list[art.ArtifactSpec], str]:
+        t = self.target
+        assert t is not None
+        if t.kind == "sandbox":
+            planned = set(t.plan.task_names())
+            specs = [s for s in art.sandbox_profile() if not s.produced_by or s.produced_by in planned]
+            return specs, "sandbox profile (runbook_lib.sandbox.tasks.EXPECTED_ARTIFACTS) for " \
+                          + ", ".join(t.tasks)
+        named = artifact_names(t.makefile, t.plan, t.arch) if t.makefile else []
+        choice = self.params["artifact_profile"]
+        if choice == "auto":
+            text = " ".join(t.makefile.tasks) if t.makefile else ""
+            choice = art.pick_profile(artifact_names(t.makefile, None, t.arch) if t.makefile else [], text)
+        specs = art.expected_set(art.profile(choice), named)
+        src = f"profile {choice!r}"
+        if named:
+            src += " + files the planned tasks write: " + ", ".join(named)
+        return specs, src
+
+    def _inventory(self, build_start: float | None) -> art.Inventory:
+        specs, src = self._expected()
+        return art.inventory(self.target.artifact_dir, specs, build_start, src)  # type: ignore[union-attr]
+
+    def artifacts(self) -> BuildResult:
+        if not self._planned:
+            self.plan()
+        if self.error or self.target is None:
+            return self._blocked("artifacts")
+        t = self.target
+        name = STEP + ": artifacts"
+        if t.only_dirs:
+            ok = t.artifact_dir.is_dir()
+            return self._keep("artifacts", BuildResult(
+                name, Status.PASS if ok else Status.FAIL,
+                f"{t.artifact_dir} {'exists' if ok else 'is missing'}; no {t.arch} artifacts are built "
+                "on an x86_64 host",
+                cause=None if ok else f"{t.artifact_dir} was not created",
+                fix=None if ok else "run the build step again", notes=(AARCH64_NOTE,)))
+        inv = self.inventory or self._inventory(self.outcome.start_wall if self.outcome else None)
+        self.inventory = inv
+        unclean = bool(self.verdict and self.verdict.kind == "expected-unclean-exit")
+        problems = inv.problems(require_fresh=unclean)
+        tables = {"artifacts": inv.table()}
+        prov = art.read_provenance(t.artifact_dir)
+        notes = [f"expected set: {inv.source}"]
+        if prov:
+            tables["iPXE provenance (ipxe.provenance.json)"] = _kv_table(prov)
+            notes.append("iPXE: " + _provenance_line(prov))
+        if inv.leftovers:
+            notes.append("leftover mkosi work directories (harmless, the docs show one too): "
+                         + ", ".join(inv.leftovers))
+        stale = inv.stale()
+        if stale and not unclean:
+            notes.append("not rewritten by this run: " + ", ".join(r.name for r in stale)
+                         + (" (the build reused them)" if self.outcome else ""))
+        n_exp = sum(1 for r in inv.rows if r.expected)
+        if problems:
+            first = problems[0]
+            res = BuildResult(name, Status.FAIL, f"{len(problems)} of {n_exp} expected artifacts are wrong",
+                              cause=f"{first.name}: {first.status} — {first.note}",
+                              fix="rebuild (force=True to skip the cache) and look at the task that writes "
+                                  f"{first.name} in the build log",
+                              tables=tables, details=inv.to_dict(), notes=tuple(notes))
+        else:
+            res = BuildResult(name, Status.PASS, f"all {n_exp} expected artifacts present in {t.artifact_dir}",
+                              tables=tables, details=inv.to_dict(), notes=tuple(notes))
+        return self._keep("artifacts", res)
+
+    # ---- manifest -----------------------------------------------------------------------
+    def manifest(self) -> BuildResult:
+        if not self._planned:
+            self.plan()
+        if self.error or self.target is None:
+            return self._blocked("manifest")
+        t = self.target
+        name = STEP + ": manifest"
+        path = t.artifact_dir / "carbide.manifest"
+        if t.only_dirs or not path.exists():
+            expected = self.inventory is not None and any(
+                r.name == "carbide.manifest" and r.expected for r in self.inventory.rows)
+            status = Status.FAIL if expected and not t.only_dirs else Status.PASS
+            return self._keep("manifest", BuildResult(
+                name, status, f"no carbide.manifest in {t.artifact_dir}"
+                + ("" if status is Status.FAIL else "; nothing to compare (this tree's artifact set has none)"),
+                cause=f"{path} is missing" if status is Status.FAIL else None,
+                fix="see the artifacts table: the image build did not write its manifest"
+                if status is Status.FAIL else None))
+        try:
+            pkgs, d = mani.compare_with_previous(path, self.state_dir, t.root, t.arch)
+        except (mani.ManifestError, OSError) as exc:
+            return self._keep("manifest", BuildResult(name, Status.FAIL, "carbide.manifest cannot be read",
+                                                      cause=f"{path}: {exc}",
+                                                      fix="rebuild the image; the manifest is mkosi's JSON output"))
+        kept = self.log_dir / "carbide.manifest"
+        shutil.copyfile(path, kept)
+        build_ok = self.verdict is None or self.verdict.status is Status.PASS
+        remembered = mani.remember(path, self.state_dir, t.root, t.arch) if build_ok else None
+        notes = [f"{len(pkgs)} packages in the image", d.summary()]
+        if remembered:
+            notes.append(f"kept as the next build's baseline: {remembered}")
+        tables = {"package changes": d.table(), "packages": mani.packages_table(pkgs)}
+        return self._keep("manifest", BuildResult(
+            name, Status.PASS, f"{len(pkgs)} packages; {d.summary()}", tables=tables,
+            details={"packages": len(pkgs), "added": [p.name for p in d.added],
+                     "removed": [p.name for p in d.removed],
+                     "changed": [b.name for b, _ in d.changed], "previous_found": d.previous_found},
+            logs={"manifest": str(kept)}, notes=tuple(notes)))
+
+    # ---- ownership ----------------------------------------------------------------------
+    def ownership(self) -> BuildResult:
+        if not self._planned:
+            self.plan()
+        if self.error or self.target is None:
+            return self._blocked("ownership")
+        t = self.target
+        name = STEP + ": ownership"
+        if not self.params["fix_ownership"]:
+            return self._keep("ownership", BuildResult(name, Status.PASS,
+                                                       "skipped: fix_ownership is off"))
+        rep = own.fix(t.static_dir, self.params["chown_user"], log_path=self.log_dir / "chown.log")
+        details = {"static_dir": str(rep.static_dir), "user": rep.user.__dict__ if rep.user else None,
+                   "command": rep.command, "ran": rep.ran, "before": rep.before[:200],
+                   "after": rep.after[:200]}
+        notes = []
+        if rep.command:
+            notes.append(("ran: " if rep.ran else "command (not needed now): ") + rep.command)
+        if rep.error:
+            st, cause, fix = Status.ERROR, rep.error, "run as root or with sudo available, or chown by hand: " + rep.command
+        elif rep.after:
+            st, cause, fix = Status.FAIL, f"still not owned by {rep.user.name if rep.user else '?'}: {rep.after[0]}", \
+                rep.command
+        else:
+            st, cause, fix = Status.PASS, None, None
+        return self._keep("ownership", BuildResult(name, st, rep.summary(), cause=cause, fix=fix,
+                                                   details=details, notes=tuple(notes)))
+
+    # ---- overall ------------------------------------------------------------------------
+    def summary(self) -> BuildResult:
+        parts = dict(self.results)
+        if not parts:
+            return BuildResult(STEP, Status.ERROR, "nothing ran", cause="no step was run",
+                               fix="call plan() and run() first")
+        status = Status.worst([r.status for r in parts.values()])
+        first_bad = next((r for r in parts.values() if r.status is status and status is not Status.PASS), None)
+        import pandas as pd
+        table = pd.DataFrame([{"part": k, "status": r.status.value, "summary": r.summary}
+                              for k, r in parts.items()], columns=["part", "status", "summary"])
+        logs = {k: v for r in parts.values() for k, v in r.logs.items()}
+        summary = (first_bad.summary if first_bad else
+                   (self.results["run"].summary if "run" in self.results else "all parts passed"))
+        return BuildResult(STEP, status, summary, cause=first_bad.cause if first_bad else None,
+                           fix=first_bad.fix if first_bad else None, tables={"step 2": table}, logs=logs,
+                           details={k: r.to_dict() for k, r in parts.items()})
+
+    # ---- helpers ------------------------------------------------------------------------
+    def _blocked(self, part: str) -> BuildResult:
+        assert self.error is not None
+        return BuildResult(f"{STEP}: {part}", Status.ERROR, f"not run: {self.error.summary}",
+                           cause=self.error.cause, fix=self.error.fix)
+
+    def _keep(self, part: str, res: BuildResult) -> BuildResult:
+        self.results[part] = res
+        return res
+
+
+def _tasks_table(o: RunOutcome, t: Target):
+    import pandas as pd
+    planned = t.plan.task_names()
+    started = {r.name: r for r in o.log.tasks if r.level == 0}
+    failing = o.log.failing_task()
+    rows = []
+    for name in planned:
+        r = started.get(name)
+        state = "not reached" if r is None else ("skipped (condition)" if r.skipped else "ran")
+        if name == failing:
+            state = f"failed (exit {o.log.exit_code()})"
+        rows.append({"task": name, "state": state,
+                     "commands": "; ".join(r.commands)[:160] if r else ""})
+    extra = [r for r in o.log.tasks if r.level == 0 and r.name not in planned]
+    for r in extra:
+        rows.append({"task": r.name, "state": "ran (not in plan: cargo-make internal)" if not r.skipped
+                     else "skipped", "commands": "; ".join(r.commands)[:160]})
+    return pd.DataFrame(rows, columns=["task", "state", "commands"])
+
+
+def _kv_table(d: Mapping[str, Any]):
+    import pandas as pd
+    rows = [{"key": k, "value": (str(v) if not isinstance(v, (dict, list)) else str(v))[:200]}
+            for k, v in d.items()]
+    return pd.DataFrame(rows, columns=["key", "value"])
+
+
+def _provenance_line(d: Mapping[str, Any]) -> str:
+    bits = [f"{k}={v}" for k, v in d.items() if isinstance(v, (str, int, float)) and len(str(v)) < 80]
+    return ", ".join(bits)[:300]
+
+
+def build_ipxe_image(params: Mapping[str, Any], log_dir: str | Path | None = None,
+                     state_dir: str | Path | None = None) -> BuildResult:
+    """All of step 2 in one call; the overall result carries every part's result."""
+    s = BuildStep(params, log_dir, state_dir)
+    s.plan()
+    if s.error is None:
+        s.run()
+        s.artifacts()
+        s.manifest()
+        s.ownership()
+    return s.summary()
