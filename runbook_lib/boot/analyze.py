@@ -1,0 +1,371 @@
+"""Boot-log analysis: milestones, failures and a verdict for any saved serial log.
+
+The analyzer is streaming: it reads a log in binary chunks and scans each chunk with
+one combined regular expression, so a 100 MB log is read at disk speed and never
+held in memory. It copes with what firmware really prints: ANSI cursor escapes
+(SeaBIOS' serial graphics adapter writes one escape per character), bare ``\\r``,
+control bytes and invalid UTF-8.
+
+Times: a line captured by :mod:`runbook_lib.boot.console` starts with a host stamp
+``[+  12.345s] ``; those seconds are used. A raw log without stamps gives
+``seconds = None``.
+
+Verdict: PASS when the success pattern (a login prompt) is seen and no fatal
+failure came before it; FAIL when the boot went wrong (a failure was seen, or the
+run timed out / ended before success); ERROR is decided by the caller for
+environment trouble (nothing in a serial log can prove that) and passed in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+from ..report.sanitize import clean_text
+
+STAMP_RE = re.compile(rb"^\[\+\s*(\d+\.\d+)s\] ")
+STAMP_FMT = "[+{:8.3f}s] "
+
+_ANSI_B = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+# SGA/sercon move the cursor to a new row with an escape instead of a newline.
+_CURSOR_ROW_B = re.compile(rb"\x1b\[\d+;1H")
+
+DEFAULT_SUCCESS = r"login:\s*$"
+
+# name, regex (bytes; matched on one line, ANSI already stripped)
+MILESTONES: list[tuple[str, str, str]] = [
+    ("firmware_start", "firmware started",
+     r"(?:BdsDxe: loading Boot|SeaBIOS \(version|UEFI Interactive Shell|Booting from ROM)"),
+    ("pxe_dhcp", "PXE DHCP address",
+     r"(?:Station IP address is|>>Start PXE over IPv4|iPXE \(http://ipxe\.org\) \S+|iPXE \(PCI [0-9a-f:.]+\) starting)"),
+    ("nbp_downloaded", "NBP downloaded", r"(?:NBP file downloaded successfully|BdsDxe: starting Boot)"),
+    ("ipxe_banner", "iPXE banner", r"iPXE (?:initialising devices|\d+\.\d+\.\d+\S* -- Open Source)"),
+    ("ipxe_script", "iPXE script", r"(?:autoexec\.ipxe\.*\s*ok|Embedded script|carbide-sandbox: iPXE)"),
+    ("ipxe_dhcp", "iPXE DHCP ok", r"(?:Configuring \(net\d[^)]*\)\.*\s*ok|DHCP \(net\d[^)]*\)\.*\s*ok|net\d: \d+\.\d+\.\d+\.\d+/)"),
+    ("boot_script", "boot script fetched", r"(?:/api/v0/pxe/boot\S*\.*\s*ok|carbide-sandbox: boot script for|carbide-pxe stand-in: uuid)"),
+    ("kernel_fetched", "kernel fetched", r"/public/blobs/internal/\S+?\.(?:efi|kernel|vmlinuz)\S*\.*\s*ok|/vmlinuz\S*\.*\s*ok"),
+    ("initrd_fetched", "initrd fetched", r"/public/blobs/internal/\S+?\.(?:root|initrd|cpio\S*)\.*\s*ok"),
+    ("efi_stub", "EFI stub", r"EFI stub: "),
+    ("linux_version", "Linux version", r"Linux version \d"),
+    ("initrd_unpacked", "initrd unpacked", r"(?:Freeing initrd memory|Unpacking initramfs|Run /init as init process)"),
+    ("systemd_welcome", "systemd welcome", r"Welcome to .*!"),
+    ("target_reached", "target reached", r"Reached target .*(?:Multi-User|Basic System|sysinit|Local File)"),
+    ("login_prompt", "login prompt", r"login:\s*$"),
+]
+
+# kind, regex, hint
+FAILURES: list[tuple[str, str, str]] = [
+    ("no_dhcp_offer", r"PXE-E16|No valid offer received|DHCP \(net\d[^)]*\)\.* No configuration methods succeeded"
+     r"|Configuring \(net\d[^)]*\)\.*\s*(?:No configuration|Connection timed out)",
+     "no DHCP offer: check the network mode (user networking answers DHCP itself; bridge mode needs "
+     "carbide-dhcp or dnsmasq on carbide0)"),
+    ("tftp_error", r"PXE-E(?:23|3[0-9]|18)|TFTP error|Client received TFTP error|BdsDxe: failed to load Boot\w+ \"UEFI PXEv4",
+     "TFTP/PXE download failed: the bootfile (ipxe.efi) is missing from the TFTP root or the firmware "
+     "could not load it; check the artifacts dir and the -netdev bootfile="),
+    ("http_connection", r"(?:Connection (?:reset|refused)|Connection timed out)[^\n]*ipxe\.org",
+     "iPXE could not reach the carbide-pxe server: is it running and listening on the chained port? "
+     "(under user networking a stopped server shows as 'Connection reset')"),
+    ("http_not_found", r"(?:No such file or directory|Not found|Error 0x\w+)[^\n]*ipxe\.org",
+     "the server answered 404: the boot script names an artifact that is not in the artifacts dir; "
+     "rebuild (step 2) or fix the template"),
+    ("ipxe_error", r"\(https?://ipxe\.org/[0-9a-f]{8}\)",
+     "iPXE reported an error: open the ipxe.org link for its meaning"),
+    ("efi_stub_error", r"EFI stub: ERROR",
+     "the UKI could not load (often too little memory for its initrd): give the VM >= 2048 MB"),
+    ("root_mount", r"VFS: Unable to mount root fs",
+     "the kernel found no root filesystem: the initrd is missing or not passed (check the boot "
+     "script's initrd line and carbide.root)"),
+    ("kernel_panic", r"Kernel panic - not syncing",
+     "the kernel panicked: read the lines just above the panic for the cause"),
+    ("kernel_oops", r"(?:^|\] )(?:Oops[:\s]|BUG: |Unhandled fault|-+\[ cut here \]-+)",
+     "a kernel bug/oops was logged: read the trace that follows"),
+    ("emergency_mode", r"(?:You are in emergency mode|Entering emergency mode|Emergency shell)",
+     "systemd fell into emergency mode: a unit needed for boot failed (look for 'Failed to' above)"),
+    ("chain_loop", r"tftp://\S+/(?:ipxe|snponly|undionly)[^/\s]*\.(?:efi|kpxe|pxe)\.*\s*ok",
+     "iPXE is downloading iPXE again (a chain loop): it got no script, so it booted the DHCP "
+     "bootfile, which is itself. Put autoexec.ipxe beside ipxe.efi in the TFTP root (prebuilt "
+     "iPXE >= 2023) or embed the chain script (EMBED=)"),
+    ("no_bootable", r"No bootable device|No more network devices|Boot failed: not a bootable|"
+     r"Nothing to boot|No bootable option or device was found",
+     "the firmware found nothing to boot: check that the NIC has PXE enabled and a bootfile is "
+     "offered (-netdev user,...,bootfile=)"),
+]
+
+CHAIN_LOOP_LIMIT = 2  # iPXE started this many times = a chain loop
+
+_MS_RX = [(name, label, re.compile(rx.encode())) for name, label, rx in MILESTONES]
+_FAIL_RX = [(kind, re.compile(rx.encode()), hint) for kind, rx, hint in FAILURES]
+
+_IPXE_LINK = re.compile(r"(https?://ipxe\.org/([0-9a-f]{8}))")
+
+
+@dataclass
+class Milestone:
+    name: str
+    label: str
+    seconds: float | None
+    line: int
+    text: str
+
+
+@dataclass
+class Failure:
+    kind: str
+    line: int
+    text: str
+    hint: str
+    seconds: float | None = None
+    code: str | None = None
+    link: str | None = None
+
+
+@dataclass
+class Analysis:
+    verdict: str
+    milestones: list[Milestone]
+    failures: list[Failure]
+    lines: int
+    bytes: int
+    last_milestone: str | None
+    ended: str
+    success_line: int | None = None
+    duration_s: float | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def first_failure(self) -> Failure | None:
+        return self.failures[0] if self.failures else None
+
+    def milestone(self, name: str) -> Milestone | None:
+        for m in self.milestones:
+            if m.name == name:
+                return m
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        ff = self.first_failure
+        return {
+            "verdict": self.verdict,
+            "ended": self.ended,
+            "last_milestone": self.last_milestone,
+            "milestones": [{"name": m.name, "label": m.label, "seconds": m.seconds,
+                            "line": m.line, "text": m.text} for m in self.milestones],
+            "first_failure": asdict(ff) if ff else None,
+            "failures": [asdict(f) for f in self.failures[:50]],
+            "lines": self.lines,
+            "bytes": self.bytes,
+            "duration_s": self.duration_s,
+            "counts": self.counts,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def summary(self) -> str:
+        ff = self.first_failure
+        head = f"{self.verdict}: last milestone {self.last_milestone or 'none'}"
+        if ff:
+            head += f"; first failure {ff.kind} at line {ff.line}: {ff.text}"
+        return head
+
+
+def _named(prefix: str, i: int) -> str:
+    return f"{prefix}{i}"
+
+
+class BootLogAnalyzer:
+    """Feed lines (or whole chunks) in order, then :meth:`finish`."""
+
+    def __init__(self, success_pattern: str = DEFAULT_SUCCESS) -> None:
+        parts = [f"(?P<{_named('m', i)}>{rx})" for i, (_, _, rx) in enumerate(MILESTONES)]
+        parts += [f"(?P<{_named('f', i)}>{rx})" for i, (_, rx, _) in enumerate(FAILURES)]
+        self._success_src = success_pattern
+        parts.append(f"(?P<success>{success_pattern})")
+        self._rx = re.compile("|".join(parts).encode(), re.MULTILINE)
+        self._success = re.compile(success_pattern.encode(), re.MULTILINE)
+        self.milestones: dict[str, Milestone] = {}
+        self.failures: list[Failure] = []
+        self.lines = 0
+        self.bytes = 0
+        self.ipxe_starts = 0
+        self.success_line: int | None = None
+        self.last_seconds: float | None = None
+        self._loop_reported = False
+
+    # ---- feeding -------------------------------------------------------------
+    def feed_chunk(self, chunk: bytes) -> list[Milestone | Failure]:
+        """A chunk of complete lines (ending in b'\\n' unless it is the tail)."""
+        self.bytes += len(chunk)
+        # Newlines are kept exactly (line numbers are the file's); escapes and bare
+        # carriage returns become nothing or a space.
+        if b"\x1b" in chunk:
+            chunk = _CURSOR_ROW_B.sub(b" ", chunk)
+            chunk = _ANSI_B.sub(b"", chunk)
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b" ")
+        events: list[Milestone | Failure] = []
+        if self.lines == 0 and "firmware_start" not in self.milestones and chunk.strip():
+            first = chunk.split(b"\n", 1)[0]
+            st = STAMP_RE.match(first)
+            ms = Milestone("firmware_start", "firmware started (first console output)",
+                           float(st.group(1)) if st else None, 1,
+                           clean_text(first[st.end():] if st else first).strip()[:300])
+            self.milestones["firmware_start"] = ms
+            events.append(ms)
+        base_line = self.lines
+        pos_line, pos = base_line, 0
+        last_line_start = -1
+        for m in self._rx.finditer(chunk):
+            start = chunk.rfind(b"\n", 0, m.start()) + 1
+            if start == last_line_start:
+                continue  # the whole line was already checked against every pattern
+            pos_line += chunk.count(b"\n", pos, start)
+            pos = start
+            last_line_start = start
+            end = chunk.find(b"\n", m.end())
+            raw = chunk[start:end if end >= 0 else len(chunk)]
+            self._on_match(m.lastgroup or "", raw, pos_line + 1, events)
+        n = chunk.count(b"\n")
+        if chunk and not chunk.endswith(b"\n"):
+            n += 1
+        self.lines = base_line + n
+        # stamp of the last line (for 'silence' reports)
+        tail_start = chunk.rfind(b"\n", 0, len(chunk) - 1) + 1
+        st = STAMP_RE.match(chunk, tail_start)
+        if st:
+            self.last_seconds = float(st.group(1))
+        return events
+
+    def feed_line(self, line: str | bytes) -> list[Milestone | Failure]:
+        raw = line.encode("utf-8", "replace") if isinstance(line, str) else line
+        return self.feed_chunk(raw.rstrip(b"\n") + b"\n")
+
+    def _on_match(self, group: str, raw: bytes, line_no: int,
+                  events: list[Milestone | Failure]) -> None:
+        st = STAMP_RE.match(raw)
+        seconds = float(st.group(1)) if st else None
+        body = raw[st.end():] if st else raw
+        text = clean_text(body).strip()[:300]
+        # one line can match several patterns; re-check it against all of them
+        for name, label, rx in _MS_RX:
+            if name in self.milestones and name != "ipxe_banner":
+                continue
+            if not rx.search(body):
+                continue
+            if name == "ipxe_banner" and b"initialising devices" in body:
+                self.ipxe_starts += 1
+                if self.ipxe_starts >= CHAIN_LOOP_LIMIT and not self._loop_reported:
+                    self._loop_reported = True
+                    f = Failure("chain_loop", line_no, text,
+                                f"iPXE started {self.ipxe_starts} times: the firmware keeps loading "
+                                "ipxe.efi because its script never chains the boot URL (stock iPXE "
+                                "without a script, or a script that fails); check autoexec.ipxe / "
+                                "the embedded script and the chain URL", seconds)
+                    if any(x.kind == "chain_loop" for x in self.failures):
+                        f = None
+                    if f is not None:
+                        self.failures.append(f)
+                        events.append(f)
+            if name in self.milestones:
+                continue
+            ms = Milestone(name, label, seconds, line_no, text)
+            self.milestones[name] = ms
+            events.append(ms)
+        for name, rx, hint in _FAIL_RX:
+            if not rx.search(body):
+                continue
+            link = _IPXE_LINK.search(text)
+            f = Failure(name, line_no, text, hint, seconds,
+                        code=link.group(2) if link else None, link=link.group(1) if link else None)
+            if link:
+                f.hint += f" (see {link.group(1)})"
+            self.failures.append(f)
+            events.append(f)
+            break
+        if self.success_line is None and self._success.search(body):
+            self.success_line = line_no
+
+    def feed_stream(self, fh: BinaryIO, chunk_size: int = 4 << 20) -> None:
+        carry = b""
+        while True:
+            block = fh.read(chunk_size)
+            if not block:
+                break
+            block = carry + block
+            cut = block.rfind(b"\n") + 1
+            if cut == 0:
+                carry = block
+                if len(carry) > chunk_size:  # a pathological line: analyze what we have
+                    self.feed_chunk(carry + b"\n")
+                    carry = b""
+                continue
+            carry = block[cut:]
+            self.feed_chunk(block[:cut])
+        if carry:
+            self.feed_chunk(carry)
+
+    # ---- result --------------------------------------------------------------
+    def finish(self, ended: str = "eof", timeout_s: float | None = None,
+               duration_s: float | None = None, verdict: str | None = None) -> Analysis:
+        """`ended`: success | timeout | exit | eof (a saved log)."""
+        ms = sorted(self.milestones.values(), key=lambda m: m.line)
+        last = ms[-1].name if ms else None
+        failures = list(self.failures)
+        success = self.success_line is not None
+        fatal_before = [f for f in failures if not success or f.line < (self.success_line or 0)]
+        if ended == "timeout" and not success:
+            silence = ""
+            if self.last_seconds is not None and duration_s is not None:
+                silence = f"; the console was silent for the last {duration_s - self.last_seconds:.0f}s"
+            failures.append(Failure(
+                "timeout", self.lines,
+                f"no login prompt within {timeout_s or duration_s or 0:.0f}s{silence}",
+                f"the boot stopped after milestone '{last or 'none'}': look at the serial lines "
+                "after it; a hang there is the first problem to fix", self.last_seconds))
+        elif ended == "exit" and not success and not failures:
+            failures.append(Failure(
+                "vm_exited", self.lines, "the VM exited before a login prompt",
+                f"QEMU stopped after milestone '{last or 'none'}' (with -no-reboot a reboot or "
+                "reset ends the VM): read the last serial lines", self.last_seconds))
+        elif ended == "eof" and not success and not failures:
+            failures.append(Failure(
+                "no_login", self.lines, "the log ends without a login prompt",
+                f"the boot got as far as '{last or 'none'}'", self.last_seconds))
+        if self.lines == 0:
+            failures.insert(0, Failure("no_output", 0, "no serial output at all",
+                                       "the VM printed nothing: check the firmware and that the serial "
+                                       "console is ttyS0 (console=ttyS0,115200)", None))
+        if verdict is None:
+            verdict = "PASS" if success and not fatal_before else "FAIL"
+        if verdict == "PASS":
+            failures = [f for f in failures if f.line > (self.success_line or 0)]
+        else:
+            failures = sorted(failures, key=lambda f: (f.line, 0 if f.kind != "ipxe_error" else 1))
+        return Analysis(verdict, ms, failures, self.lines, self.bytes, last, ended,
+                        self.success_line, duration_s,
+                        {"ipxe_starts": self.ipxe_starts})
+
+
+def analyze_file(path: str | Path, success_pattern: str = DEFAULT_SUCCESS,
+                 ended: str = "eof") -> Analysis:
+    an = BootLogAnalyzer(success_pattern)
+    with open(path, "rb") as fh:
+        an.feed_stream(fh)
+    return an.finish(ended=ended)
+
+
+def iter_excerpt(path: str | Path, line: int, before: int = 5, after: int = 5,
+                 max_chars: int = 240) -> Iterator[tuple[int, str]]:
+    """Lines around `line` (1-based), cleaned and truncated; streams the file."""
+    lo, hi = max(1, line - before), line + after
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if n < lo:
+                continue
+            if n > hi:
+                break
+            text = clean_text(raw).rstrip("\n")
+            yield n, text[:max_chars] + ("…" if len(text) > max_chars else "")

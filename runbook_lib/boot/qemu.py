@@ -1,0 +1,152 @@
+"""The QEMU command line for a PXE-booting VM, and its software TPM.
+
+:func:`build_argv` is pure (unit-tested); :func:`start_swtpm` runs swtpm the way
+carbide's docs/development/vm_pxe_client.md does (``swtpm socket --tpm2`` with a
+state dir and a unix control socket), through :mod:`runbook_lib.shell`.
+
+Networking:
+- ``user``: QEMU's own DHCP + TFTP. UEFI: ``romfile=`` empties the NIC's option ROM
+  so OVMF's native PXE runs and TFTP-loads ``ipxe.efi`` from the artifacts dir;
+  its ``autoexec.ipxe`` chains the stand-in at 10.0.2.2. BIOS: the NIC's option ROM
+  (QEMU's bundled iPXE) gets the boot-script URL itself as the DHCP bootfile, so
+  ``ipxe.kpxe`` is not exercised.
+- ``bridge``: ``-netdev bridge,br=carbide0`` through qemu-bridge-helper, for a real
+  carbide install (its DHCP hands out the bootfile).
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import shell
+
+QEMU = "qemu-system-x86_64"
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+SEABIOS = Path("/usr/share/seabios/bios-256k.bin")
+BRIDGE_CONF = Path("/etc/qemu/bridge.conf")
+GUEST_HOST_IP = "10.0.2.2"  # the host as seen from QEMU user networking
+
+
+def default_uuid(mac: str) -> str:
+    """A stable SMBIOS uuid per MAC (QEMU's default would be all zeros)."""
+    return str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"carbide-runbook-vm/{mac.lower()}"))
+
+
+def boot_url(port: int, uuid: str, arch: str = "x86_64", host: str = GUEST_HOST_IP) -> str:
+    buildarch = {"x86_64": "x86_64", "aarch64": "arm64"}.get(arch, arch)
+    return f"http://{host}:{port}/api/v0/pxe/boot?uuid={uuid}&buildarch={buildarch}"
+
+
+@dataclass
+class VmConfig:
+    serial_path: Path
+    firmware: str = "uefi"  # uefi | bios
+    network: str = "user"  # user | bridge
+    accel: str = "tcg"  # kvm | tcg (already resolved; "auto" is decided by the caller)
+    memory_mb: int = 4096
+    cpus: int = 2
+    mac: str = "52:54:00:12:34:56"
+    uuid: str = ""
+    tftp_dir: Path | None = None
+    bootfile: str = "ipxe.efi"  # user+uefi: TFTP file; user+bios: the boot-script URL
+    bridge: str = "carbide0"
+    ovmf_code: Path = OVMF_CODE
+    ovmf_vars: Path | None = None  # the per-run copy
+    tpm_socket: Path | None = None
+    extra_args: str = ""
+    qemu: str = QEMU
+    notes: list[str] = field(default_factory=list)
+
+
+def build_argv(cfg: VmConfig) -> list[str]:
+    if cfg.firmware not in ("uefi", "bios"):
+        raise ValueError(f"firmware must be uefi or bios, not {cfg.firmware!r}")
+    if cfg.network not in ("user", "bridge"):
+        raise ValueError(f"network must be user or bridge, not {cfg.network!r}")
+    if cfg.accel not in ("kvm", "tcg"):
+        raise ValueError(f"accel must be kvm or tcg here, not {cfg.accel!r}")
+    argv = [cfg.qemu, "-name", "carbide-pxe-client", "-nodefaults", "-machine", "q35", "-accel", cfg.accel,
+            "-m", str(cfg.memory_mb), "-smp", str(cfg.cpus),
+            "-uuid", cfg.uuid or default_uuid(cfg.mac)]
+    if cfg.accel == "kvm":
+        argv += ["-cpu", "host"]
+    if cfg.firmware == "uefi":
+        if cfg.ovmf_vars is None:
+            raise ValueError("UEFI needs a per-run copy of the OVMF vars (ovmf_vars)")
+        argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={cfg.ovmf_code}",
+                 "-drive", f"if=pflash,format=raw,unit=1,file={cfg.ovmf_vars}"]
+    else:
+        # SeaBIOS and the NIC's iPXE ROM print to the serial port only without graphics.
+        argv[argv.index("q35")] = "q35,graphics=off"
+    if cfg.network == "user":
+        netdev = "user,id=n0"
+        if cfg.tftp_dir is not None:
+            netdev += f",tftp={_qemu_opt(str(cfg.tftp_dir))}"
+        if cfg.bootfile:
+            netdev += f",bootfile={_qemu_opt(cfg.bootfile)}"
+    else:
+        netdev = f"bridge,id=n0,br={_qemu_opt(cfg.bridge)}"
+    nic = f"virtio-net-pci,netdev=n0,mac={cfg.mac}"
+    if cfg.firmware == "uefi":
+        nic += ",romfile="  # no iPXE option ROM: OVMF's native PXE loads ipxe.efi
+    argv += ["-netdev", netdev, "-device", nic, "-boot", "order=n"]
+    if cfg.tpm_socket is not None:
+        argv += ["-chardev", f"socket,id=chrtpm,path={_qemu_opt(str(cfg.tpm_socket))}",
+                 "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+                 "-device", "tpm-tis,tpmdev=tpm0"]
+    argv += ["-display", "none", "-vga", "none", "-monitor", "none",
+             "-serial", f"file:{cfg.serial_path}", "-no-reboot"]
+    argv += shlex.split(cfg.extra_args) if cfg.extra_args else []
+    return argv
+
+
+def _qemu_opt(value: str) -> str:
+    """QEMU option values escape a comma by doubling it."""
+    return value.replace(",", ",,")
+
+
+def bridge_allowed(bridge: str, conf: Path = BRIDGE_CONF) -> tuple[bool, str]:
+    """Does qemu-bridge-helper's ACL allow `bridge`? (allow NAME or allow all)"""
+    if not conf.exists():
+        return False, f"{conf} does not exist"
+    try:
+        lines = conf.read_text().splitlines()
+    except OSError as exc:
+        return False, f"{conf} is not readable: {exc}"
+    for ln in lines:
+        words = ln.split("#", 1)[0].split()
+        if len(words) == 2 and words[0] == "allow" and words[1] in (bridge, "all"):
+            return True, f"{conf}: {ln.strip()}"
+    return False, f"{conf} has no 'allow {bridge}' line"
+
+
+def swtpm_argv(state_dir: Path) -> list[str]:
+    sock = state_dir / "swtpm-sock"
+    return ["swtpm", "socket", "--tpmstate", f"dir={state_dir}",
+            "--ctrl", f"type=unixio,path={sock}", "--tpm2", "--log", "level=1"]
+
+
+def start_swtpm(state_dir: Path, log_path: Path, wait_s: float = 10.0) -> tuple[shell.Proc, Path]:
+    """Start swtpm and wait until its control socket exists."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    sock = state_dir / "swtpm-sock"
+    proc = shell.spawn(swtpm_argv(state_dir), log_path=log_path)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and proc.running() and not sock.exists():
+        time.sleep(0.05)
+    if not sock.exists():
+        proc.stop()
+        raise RuntimeError(f"swtpm did not create {sock} (see {log_path})")
+    return proc, sock
+
+
+def copy_vars(dest: Path, source: Path = OVMF_VARS) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, dest)
+    return dest

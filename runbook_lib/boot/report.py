@@ -1,0 +1,122 @@
+"""How a boot is shown: timeline and request tables, a timeline chart, serial excerpts.
+
+Everything here is bounded (excerpts, not logs) and HTML-escaped; the full logs
+stay in the run directory and are linked from the result.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .analyze import iter_excerpt
+from .standin import Request
+
+if TYPE_CHECKING:
+    from .step import BootRun
+
+MAX_EXCERPTS = 8
+EXCERPT_LINES = 3
+
+
+def timeline_table(run: "BootRun") -> Any:
+    """Serial milestones and failures plus HTTP requests, in time order."""
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+    an = run.analysis
+    if an is not None:
+        for m in an.milestones:
+            rows.append({"seconds": m.seconds, "source": "serial", "event": m.label,
+                         "line": m.line, "text": m.text[:120]})
+        for f in an.failures[:10]:
+            rows.append({"seconds": f.seconds, "source": "serial", "event": f"FAILURE {f.kind}",
+                         "line": f.line, "text": f.text[:120]})
+    for r in run.requests:
+        rows.append({"seconds": r.seconds, "source": "http",
+                     "event": f"{r.method} {r.status} {_short(r.path)}", "line": None,
+                     "text": f"{r.bytes} bytes in {r.duration_s:.2f}s"})
+    df = pd.DataFrame(rows, columns=["seconds", "source", "event", "line", "text"])
+    if not df.empty:
+        df = df.sort_values("seconds", na_position="last", kind="stable").reset_index(drop=True)
+    return df
+
+
+def requests_table(requests: list[Request]) -> Any:
+    import pandas as pd
+
+    cols = ["seconds", "time", "client", "method", "path", "status", "bytes", "duration_s", "range"]
+    return pd.DataFrame([r.__dict__ for r in requests], columns=cols)
+
+
+def _short(path: str) -> str:
+    return path.split("?", 1)[0].rsplit("/", 1)[-1] or path
+
+
+def timeline_chart(run: "BootRun") -> Any:
+    """A matplotlib figure: one marker per milestone/request on a time axis."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    df = timeline_table(run)
+    df = df[df["seconds"].notna()]
+    fig, ax = plt.subplots(figsize=(9, 0.32 * max(len(df), 4) + 0.8))
+    colours = {"serial": "#1f6feb", "http": "#8250df"}
+    for i, row in enumerate(df.itertuples()):
+        colour = "#cf222e" if str(row.event).startswith("FAILURE") else colours[row.source]
+        ax.barh(i, row.seconds, color=colour, alpha=0.25, height=0.6)
+        ax.plot(row.seconds, i, "o", color=colour)
+    ax.set_yticks(range(len(df)))
+    ax.set_yticklabels([f"{r.event[:38]}" for r in df.itertuples()], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds since the VM started (host clock)")
+    status = run.status.value
+    ax.set_title(f"PXE boot timeline: {status}", fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def excerpts_html(run: "BootRun", context: int = EXCERPT_LINES) -> str:
+    """Serial lines around the first failure and around each milestone (bounded, escaped)."""
+    an = run.analysis
+    log = run.logs.get("serial console")
+    if an is None or not log or not Path(log).exists():
+        return "<p>No serial log.</p>"
+    picks: list[tuple[str, int]] = []
+    if an.first_failure is not None and an.first_failure.line > 0:
+        picks.append((f"first failure: {an.first_failure.kind}", an.first_failure.line))
+    for m in an.milestones:
+        if len(picks) >= MAX_EXCERPTS:
+            break
+        picks.append((f"milestone: {m.label}", m.line))
+    parts = []
+    for title, line in picks:
+        rows = []
+        for n, text in iter_excerpt(log, line, context, context):
+            mark = "&gt;" if n == line else "&nbsp;"
+            rows.append(f"{mark}{n:6d}  {html.escape(text)}")
+        parts.append(f"<details{' open' if title.startswith('first') else ''}><summary>"
+                     f"{html.escape(title)} (line {line})</summary><pre>"
+                     + "\n".join(rows) + "</pre></details>")
+    return "".join(parts)
+
+
+class HTML:
+    """Minimal object Jupyter renders as HTML (no IPython import needed here)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def _repr_html_(self) -> str:
+        return self.text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def excerpts(run: "BootRun") -> HTML:
+    return HTML(excerpts_html(run))
