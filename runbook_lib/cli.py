@@ -192,12 +192,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_tools(args: argparse.Namespace) -> int:
     from . import tools
 
+    echo = (lambda ln: print(ln, flush=True))
     if args.action == "packages":
         print(" ".join(tools.all_packages()))
         return 0
-    result = tools.run_step1(mode=args.mode, install_missing=args.action == "install",
-                             dry_run=args.dry_run, want_bridge=args.bridge, want_tpm=True,
-                             on_line=(lambda ln: print(ln, flush=True)))
+    if args.action == "install":
+        # Every package any step can use, in one apt transaction (what the setup script runs).
+        missing = tools.missing_packages(tools.all_packages())
+        outcome = tools.install_packages(missing, dry_run=args.dry_run, on_line=echo)
+        print(f"{outcome.status.value}: {outcome.message}")
+        if outcome.status is not Status.PASS:
+            print(f"  command: {outcome.command}")
+        return outcome.status.exit_code
+    result = tools.run_step1(mode=args.mode, want_bridge=args.bridge, want_tpm=True, on_line=echo)
     print(result.tables["tools"].to_string(index=False))
     print(result)
     return result.status.exit_code
@@ -230,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hide-code", action="store_true")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("tools", help="step 1 without Jupyter: check, install, or list apt packages")
+    p = sub.add_parser("tools", help="step 1 without Jupyter: check tools, install every Debian "
+                                     "package the steps use, or list them")
     p.add_argument("action", choices=("check", "install", "packages"))
     p.add_argument("--mode", choices=("sandbox", "carbide"), default="sandbox")
     p.add_argument("--bridge", action="store_true", help="include bridge networking tools")

@@ -511,11 +511,27 @@ def run_step1(mode: str = "sandbox", install_missing: bool = False, dry_run: boo
 
 
 def all_packages() -> list[str]:
-    """Every Debian package any step can use (what `make setup` installs)."""
+    """Every Debian package the embedded default can use (what scripts/setup.sh installs).
+
+    Carbide-mode tools (git, cargo) are left out: developers bring their own Rust toolchain
+    (rustup), and Debian's older cargo would shadow nothing but cost 300 MB.
+    """
     out: list[str] = []
     for spec in _spec_list():
+        if spec.requires == "carbide":
+            continue
         if spec.package and spec.package not in out:
             out.append(spec.package)
+    return out
+
+
+def missing_packages(packages: Iterable[str]) -> list[str]:
+    """Those of `packages` that dpkg does not report as installed."""
+    out = []
+    for pkg in packages:
+        res = shell.capture(["dpkg-query", "-W", "-f=${Status}", pkg], timeout=15)
+        if not (res.ok and res.tail and res.tail[0].endswith("install ok installed")):
+            out.append(pkg)
     return out
 
 

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up, then run every test: unit, integration (real processes), e2e (real image build and
+# real VM boots under TCG) and the notebooks' committed outputs (nbval).
+# Extra arguments go to pytest, e.g.  ./scripts/test.sh -m "not e2e"  or  ./scripts/test.sh tests/unit
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+if [ "$#" -eq 0 ]; then
+    set -- tests notebooks
+fi
+exec .venv/bin/python -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
+    --nbval-cell-timeout 3600 "$@"
