@@ -1,0 +1,133 @@
+"""The ephemeral image: mkosi 14 builds the root as a zstd cpio, objcopy makes the UKI.
+
+mkosi 14 has no UKI output and does not export the kernel of a cpio build; the
+tree's ``mkosi.finalize`` copies the kernel and os-release out, and
+:func:`assemble_uki` adds them with the root and the command line to systemd's
+EFI stub, at the section addresses mkosi itself uses.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+from .. import shell
+from .runner import BuildFailure, EnvironmentProblem, Runner
+
+EFI_STUB = Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
+RELEASE = "bookworm"
+MKOSI_OUTPUT = "image.cpio.zst"
+# Section -> VMA, as mkosi uses for its own UKIs.
+UKI_SECTIONS = ((".osrel", 0x20000), (".cmdline", 0x30000), (".linux", 0x2000000), (".initrd", 0x3000000))
+TOOLS = ("mkosi", "debootstrap", "objcopy", "zstd", "cpio")
+
+
+def missing_tools() -> list[str]:
+    out = [t for t in TOOLS if shutil.which(t) is None]
+    if not EFI_STUB.exists():
+        out.append(f"{EFI_STUB} (package systemd-boot-efi)")
+    return out
+
+
+def hash_password(password: str) -> str:
+    """SHA-512 crypt hash for /etc/shadow (mkosi's PasswordIsHashed=yes)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # deprecated in 3.11, removed in 3.13; fine for Debian 12's 3.11
+    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_SHA512))
+
+
+def dropin_text(password_hash: str, mirror: str | None) -> str:
+    """The private mkosi drop-in: root password (hashed) and the mirror."""
+    lines = []
+    if mirror:
+        lines += ["[Distribution]", f"Mirror={mirror}", ""]
+    lines += ["[Content]", f"Password={password_hash}", "PasswordIsHashed=yes", ""]
+    return "\n".join(lines)
+
+
+def prepare_config(tree: Path, staging: Path, password: str, mirror: str | None) -> Path:
+    """Copy the mkosi config into `staging/src` and add the private drop-in (mode 0600)."""
+    src = staging / "src"
+    shutil.copytree(tree, src)
+    (src / "mkosi.finalize").chmod(0o755)
+    dropins = src / "mkosi.default.d"
+    dropins.mkdir(exist_ok=True)
+    secret = dropins / "50-runbook.conf"
+    fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(dropin_text(hash_password(password), mirror))
+    return src
+
+
+def mkosi_argv(staging: Path, package_cache: Path) -> list[str]:
+    return ["mkosi", "--force",
+            "--output-dir", str(staging / "out"),
+            "--workspace-dir", str(staging / "ws"),
+            "--cache", str(package_cache),
+            "--output", MKOSI_OUTPUT,
+            "build"]
+
+
+def run_mkosi(runner: Runner, src: Path, staging: Path, package_cache: Path,
+              timeout: float = 3600) -> Path:
+    """Run mkosi (elevated when not root); return the directory holding its outputs."""
+    for d in (staging / "out", staging / "ws", package_cache):
+        d.mkdir(parents=True, exist_ok=True)
+    runner.run(mkosi_argv(staging, package_cache), timeout=timeout, cwd=src, elevate=True,
+               what="mkosi build",
+               fix="read the mkosi output in the full log; a failing debootstrap usually "
+                   "means the mirror or the package cache is broken (rebuild with --force)")
+    outdir = staging / "out" / f"debian~{RELEASE}"
+    for name in (MKOSI_OUTPUT, f"{MKOSI_OUTPUT}.manifest", "vmlinuz", "os-release"):
+        if not (outdir / name).exists():
+            raise BuildFailure(f"mkosi finished but {outdir / name} is missing",
+                               "check mkosi.finalize in the full log")
+    return outdir
+
+
+def uki_argv(stub: Path, osrel: Path, cmdline: Path, kernel: Path, initrd: Path, out: Path) -> list[str]:
+    files = {".osrel": osrel, ".cmdline": cmdline, ".linux": kernel, ".initrd": initrd}
+    argv = ["objcopy"]
+    for section, vma in UKI_SECTIONS:
+        argv += ["--add-section", f"{section}={files[section]}",
+                 "--change-section-vma", f"{section}={vma:#x}"]
+    return argv + [str(stub), str(out)]
+
+
+def assemble_uki(runner: Runner, mkosi_out: Path, cmdline: str, out: Path) -> None:
+    if not EFI_STUB.exists():
+        raise EnvironmentProblem(f"{EFI_STUB} is missing", "apt-get install systemd-boot-efi")
+    cmdline_file = mkosi_out / "cmdline.txt"
+    cmdline_file.write_text(cmdline + "\n")
+    runner.run(uki_argv(EFI_STUB, mkosi_out / "os-release", cmdline_file, mkosi_out / "vmlinuz",
+                        mkosi_out / MKOSI_OUTPUT, out), timeout=600, what="objcopy (UKI)")
+
+
+def build_image(runner: Runner, tree: Path, staging: Path, package_cache: Path, out: Path,
+                password: str, mirror: str | None, cmdline: str) -> dict[str, str]:
+    """Build into `out`: carbide.root, carbide.manifest, carbide.efi, carbide.vmlinuz."""
+    src = prepare_config(tree, staging, password, mirror)
+    mk = run_mkosi(runner, src, staging, package_cache)
+    out.mkdir(parents=True, exist_ok=True)
+    assemble_uki(runner, mk, cmdline, out / "carbide.efi")
+    shutil.copyfile(mk / MKOSI_OUTPUT, out / "carbide.root")
+    shutil.copyfile(mk / f"{MKOSI_OUTPUT}.manifest", out / "carbide.manifest")
+    shutil.copyfile(mk / "vmlinuz", out / "carbide.vmlinuz")
+    kver = (mk / "kernel-version").read_text().strip() if (mk / "kernel-version").exists() else ""
+    return {"kernel": kver, "cmdline": cmdline}
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions that change what the image task produces (part of its input key)."""
+    out: dict[str, str] = {}
+    for tool, argv in (("mkosi", ["mkosi", "--version"]), ("objcopy", ["objcopy", "--version"]),
+                       ("debootstrap", ["dpkg-query", "-W", "-f", "${Version}", "debootstrap"])):
+        try:
+            rr = shell.capture(argv, timeout=30)
+            out[tool] = rr.tail[0].strip() if rr.ok and rr.tail else f"unknown (exit {rr.returncode})"
+        except shell.CommandNotFound:
+            out[tool] = "missing"
+    return out

@@ -1,0 +1,59 @@
+"""Input hashing: a task is rebuilt only when what goes into it changed.
+
+A task's key covers its part of the shipped config tree (paths, contents and
+executable bits), its parameters and the versions of the tools that build it.
+Secrets enter only through a slow, salted digest, never in clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+_SECRET_SALT = b"carbide-sandbox-input-v1"
+
+
+def tree_digest(root: Path) -> str:
+    """sha256 over every file below `root`: relative path, executable bit, content."""
+    h = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())
+    for p in files:
+        rel = p.relative_to(root).as_posix()
+        h.update(rel.encode() + b"\0")
+        if p.is_symlink():
+            h.update(b"L" + os.readlink(p).encode() + b"\0")
+            continue
+        h.update(b"X" if os.access(p, os.X_OK) else b"-")
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def secret_digest(value: str) -> str:
+    """A digest that changes with the secret but does not reveal it cheaply."""
+    return hashlib.pbkdf2_hmac("sha256", value.encode(), _SECRET_SALT, 200_000).hex()
+
+
+def input_key(task: str, parts: dict[str, Any]) -> str:
+    """Stable key of a task's inputs (order-independent JSON of `parts`)."""
+    blob = json.dumps({"task": task, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def describe_parts(parts: dict[str, Any], secret_names: Iterable[str] = ()) -> dict[str, Any]:
+    """`parts` for display/provenance with secret-derived entries masked."""
+    hidden = set(secret_names)
+    return {k: ("***" if k in hidden else v) for k, v in parts.items()}
