@@ -359,12 +359,16 @@ def resolve(mf: Makefile, requested: str | list[str], env: Mapping[str, str] | N
 
 def _flow(mf: Makefile, root: str, env: Mapping[str, str], steps: list[PlanStep], depth: int,
           via: str, max_depth: int) -> None:
+    """One cargo-make flow: depth-first post-order over dependencies (iterative: deep chains are fine)."""
     done: set[str] = set()
-    stack: list[str] = []
+    on_stack: set[str] = set()
+    path: list[str] = []
+    # frames: [task name, via text, iterator over its dependencies]
+    frames: list[tuple[str, str, Any]] = []
 
-    def visit(name: str, via_text: str, referenced_by: str | None) -> None:
-        if name in stack:
-            raise CyclicDependency(stack[stack.index(name):] + [name])
+    def enter(name: str, via_text: str, referenced_by: str | None) -> None:
+        if name in on_stack:
+            raise CyclicDependency(path[path.index(name):] + [name])
         if name in done:
             return
         task = mf.tasks.get(name)
@@ -375,8 +379,15 @@ def _flow(mf: Makefile, root: str, env: Mapping[str, str], steps: list[PlanStep]
                                       action="cargo-make's default task of this name"))
                 return
             raise UnknownTask(name, mf.tasks, referenced_by)
-        stack.append(name)
-        for dep in task.dependencies:
+        on_stack.add(name)
+        path.append(name)
+        frames.append((name, via_text, iter(task.dependencies)))
+
+    enter(root, via, None)
+    while frames:
+        name, via_text, deps = frames[-1]
+        dep = next(deps, None)
+        if dep is not None:
             if dep.path is not None:
                 key = f"{dep.path}::{dep.name}"
                 if key not in done:
@@ -385,35 +396,41 @@ def _flow(mf: Makefile, root: str, env: Mapping[str, str], steps: list[PlanStep]
                                           action=f"cargo make {dep.name} (in {dep.path})",
                                           path=dep.path))
                 continue
-            visit(dep.name, f"dependency of {name}", name)
-        stack.pop()
+            enter(dep.name, f"dependency of {name}", name)
+            continue
+        frames.pop()
+        path.pop()
+        on_stack.discard(name)
         done.add(name)
-        decided = evaluate_condition(task.condition, env, mf.path.parent)
-        if task.condition_script:
-            decided = None if decided is not False else False
-        will = {True: "yes", False: "no", None: "at run time"}[decided]
-        if task.disabled:
-            will = "no"
-        step = PlanStep(0, name, "run_task" if task.run_task else "task", depth, via_text,
-                        action=task.action(), will_run=will,
-                        condition=_condition_text(task.condition, task.condition_script),
-                        cwd=task.cwd or "", description=task.description)
-        if task.run_task:
-            targets = " | ".join(",".join(r.names) + (f" if {r.condition}" if r.condition else "")
-                                 for r in task.run_task)
-            step.action = f"run_task -> {targets}"
-        steps.append(step)
-        if task.run_task and will != "no":
-            if depth >= max_depth:
-                raise CyclicDependency([name, "... run_task nesting deeper than "
-                                        f"{max_depth} levels"])
-            # A routing list runs the first matching entry; without evaluating, show the first.
-            for target in task.run_task[0].names:
-                if target not in mf.tasks and target not in BUILTIN_TASKS:
-                    raise UnknownTask(target, mf.tasks, name)
-                _flow(mf, target, env, steps, depth + 1, f"run_task of {name}", max_depth)
+        _emit(mf, mf.tasks[name], env, steps, depth, via_text, max_depth)
 
-    visit(root, via, None)
+
+def _emit(mf: Makefile, task: TaskDef, env: Mapping[str, str], steps: list[PlanStep], depth: int,
+          via_text: str, max_depth: int) -> None:
+    name = task.name
+    decided = evaluate_condition(task.condition, env, mf.path.parent)
+    if task.condition_script:
+        decided = None if decided is not False else False
+    will = {True: "yes", False: "no", None: "at run time"}[decided]
+    if task.disabled:
+        will = "no"
+    step = PlanStep(0, name, "run_task" if task.run_task else "task", depth, via_text,
+                    action=task.action(), will_run=will,
+                    condition=_condition_text(task.condition, task.condition_script),
+                    cwd=task.cwd or "", description=task.description)
+    if task.run_task:
+        targets = " | ".join(",".join(r.names) + (f" if {r.condition}" if r.condition else "")
+                             for r in task.run_task)
+        step.action = f"run_task -> {targets}"
+    steps.append(step)
+    if task.run_task and will != "no":
+        if depth >= max_depth:
+            raise CyclicDependency([name, f"... run_task nesting deeper than {max_depth} levels"])
+        # A routing list runs the first matching entry; without evaluating, show the first.
+        for target in task.run_task[0].names:
+            if target not in mf.tasks and target not in BUILTIN_TASKS:
+                raise UnknownTask(target, mf.tasks, name)
+            _flow(mf, target, env, steps, depth + 1, f"run_task of {name}", max_depth)
 
 
 def artifact_names(mf: Makefile, plan: Plan | None, arch: str) -> list[str]:
