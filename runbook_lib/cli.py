@@ -111,7 +111,7 @@ def run_one(spec: NotebookSpec, values: dict[str, Any], report_dir: Path, hide_c
     try:
         pm.execute_notebook(
             str(source), str(output), parameters=params, cwd=str(source.parent),
-            kernel_name="python3", log_output=not quiet, progress_bar=False,
+            kernel_name="python3", log_output=not quiet, progress_bar=(not quiet and sys.stderr.isatty()),
             request_save_on_cell_execute=True, execution_timeout=timeout,
         )
     except PapermillExecutionError as exc:

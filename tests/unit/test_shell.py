@@ -96,3 +96,24 @@ def test_elevation(monkeypatch):
 def test_timeout_required():
     with pytest.raises(ValueError):
         shell.run(["true"], timeout=0)
+
+
+def test_interrupt_kills_the_group_and_propagates(tmp_path):
+    import signal as sig
+
+    pidfile = tmp_path / "pid"
+    code = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = sig.signal(sig.SIGALRM, raise_interrupt)
+    sig.setitimer(sig.ITIMER_REAL, 1.0)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            shell.run([sys.executable, "-c", code], timeout=60)
+    finally:
+        sig.setitimer(sig.ITIMER_REAL, 0)
+        sig.signal(sig.SIGALRM, old)
+    time.sleep(0.2)
+    assert not _alive(int(pidfile.read_text()))
