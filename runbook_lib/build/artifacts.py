@@ -142,7 +142,7 @@ def _group(gid: int) -> str:
 class ArtifactRow:
     name: str
     expected: bool
-    status: str  # ok | missing | empty | truncated | too large | stale | unexpected | dir
+    status: str  # ok | missing | empty | truncated | too large | extra | dir | absent (optional)
     size: int | None = None
     band: str = ""
     mtime: float | None = None
@@ -151,6 +151,14 @@ class ArtifactRow:
     group: str = ""
     mode: str = ""
     note: str = ""
+
+    def problem(self, require_fresh: bool = False) -> str | None:
+        """'missing', 'empty', 'truncated', 'too large', 'stale' (only with require_fresh) or None."""
+        if self.status in ("missing", "empty", "truncated", "too large"):
+            return self.status
+        if require_fresh and self.fresh is False:
+            return "stale"
+        return None
 
     def to_row(self) -> dict[str, Any]:
         return {
@@ -161,7 +169,7 @@ class ArtifactRow:
             "bytes": self.size,
             "expected size": self.band,
             "modified": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.mtime)) if self.mtime else "-",
-            "fresh": {True: "yes", False: "stale", None: "-"}[self.fresh],
+            "fresh": {True: "yes", False: "no", None: "-"}[self.fresh],
             "owner": f"{self.owner}:{self.group}" if self.owner else "-",
             "mode": self.mode or "-",
             "note": self.note,
@@ -177,10 +185,8 @@ class Inventory:
     source: str = ""  # where the expected set came from
 
     def problems(self, require_fresh: bool) -> list[ArtifactRow]:
-        bad = {"missing", "empty", "truncated", "too large"}
-        if require_fresh:
-            bad.add("stale")
-        return [r for r in self.rows if r.expected and r.status in bad]
+        """Expected files that are wrong; with `require_fresh`, also those this build did not write."""
+        return [r for r in self.rows if r.expected and r.problem(require_fresh)]
 
     def stale(self) -> list[ArtifactRow]:
         return [r for r in self.rows if r.expected and r.fresh is False]
@@ -228,8 +234,8 @@ def inventory(directory: str | os.PathLike[str], expected: Iterable[ArtifactSpec
         rows.append(_row(spec.name, st, spec, build_start))
     names = {s.name for s in specs}
     for name, st in present.items():
-        if name in names or name == ".gitignore" or name in leftovers:
-            continue
+        if name in names or name in leftovers or name.startswith("."):
+            continue  # .gitignore, builders' own bookkeeping
         row = _row(name, st, None, build_start)
         rows.append(row)
     return Inventory(d, rows, leftovers, build_start, source)
@@ -257,7 +263,6 @@ def _row(name: str, st: os.stat_result, spec: ArtifactSpec | None, build_start: 
     elif spec.max_bytes and st.st_size > spec.max_bytes:
         row.status, row.note = "too large", f"larger than {human(spec.max_bytes)}"
     elif fresh is False:
-        row.status = "stale"
         row.note = "older than this build's start: not rewritten by this run"
     return row
 

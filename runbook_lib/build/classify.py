@@ -96,7 +96,7 @@ def classify(*, returncode: int | None, timed_out: bool, interrupted: bool, log:
             first = problems[0]
             return Verdict(Status.FAIL, "failed",
                            f"the build exited 0 but {len(problems)} expected artifact(s) are wrong",
-                           cause=f"{first.name}: {first.status} ({first.note})",
+                           cause=f"{first.name}: {first.problem()} ({first.note})",
                            fix="check the task that writes it in the log" + where +
                                "; rebuild with force=True if an old partial file is reused",
                            warnings=warnings)
@@ -131,7 +131,7 @@ def classify(*, returncode: int | None, timed_out: bool, interrupted: bool, log:
             Status.FAIL, "failed",
             f"the CI-only task {failing!r} failed (exit {code}), which alone would be fine, but "
             f"{len(fresh_problems)} expected artifact(s) are not right",
-            cause=f"{first.name}: {first.status} ({first.note})",
+            cause=f"{first.name}: {first.problem(True)} ({first.note})",
             fix="an earlier task did not produce it: search the log" + where + " for that file",
             failing_task=failing, exit_code=code, excerpt=excerpt, warnings=warnings)
 

@@ -135,7 +135,7 @@ def execute(target: Target, log_path: Path, timeout_s: float, *, force: bool = F
             shown.append(hide_password(shell.quote(argv)))
             remaining = max(1.0, deadline - time.monotonic())
             rr = shell.run(argv, timeout=remaining, log_path=log_path, cwd=target.run_dir,
-                           env=target.env(), on_line=on_line, tail_lines=400)
+                           env=target.env(root_password), on_line=on_line, tail_lines=400)
             results.append(rr)
             if not rr.ok:
                 break

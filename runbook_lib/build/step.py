@@ -133,7 +133,12 @@ class BuildStep:
                                 timeout_s=o.timeout_s, tool=t.tool)
         v = self.verdict
         if t.only_dirs and v.status is Status.PASS:
-            v.summary = f"{t.artifact_dir} created; " + v.summary.split(";")[0]
+            ok = t.artifact_dir.is_dir()
+            v.summary = (f"{t.artifact_dir} created; nothing else is built for {t.arch} here" if ok else
+                         f"the build exited 0 but did not create {t.artifact_dir}")
+            if not ok:
+                v.status, v.cause, v.fix = Status.FAIL, f"{t.artifact_dir} is missing", \
+                    f"check the task {t.tasks[0]!r} in the log"
         details = {"outcome": o.to_dict(), "verdict": v.to_dict()}
         notes = list(v.warnings)
         if t.only_dirs:
@@ -149,6 +154,8 @@ class BuildStep:
     def _expected(self) -> tuple[list[art.ArtifactSpec], str]:
         t = self.target
         assert t is not None
+        if t.only_dirs:
+            return [], "none: " + AARCH64_NOTE
         if t.kind == "sandbox":
             planned = set(t.plan.task_names())
             specs = [s for s in art.sandbox_profile() if not s.produced_by or s.produced_by in planned]
@@ -205,7 +212,7 @@ class BuildStep:
         if problems:
             first = problems[0]
             res = BuildResult(name, Status.FAIL, f"{len(problems)} of {n_exp} expected artifacts are wrong",
-                              cause=f"{first.name}: {first.status} — {first.note}",
+                              cause=f"{first.name}: {first.problem(unclean)} — {first.note}",
                               fix="rebuild (force=True to skip the cache) and look at the task that writes "
                                   f"{first.name} in the build log",
                               tables=tables, details=inv.to_dict(), notes=tuple(notes))

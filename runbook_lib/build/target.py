@@ -86,17 +86,18 @@ class Target:
                     "--workdir", str(self.root)]
             if force:
                 argv.append("--force")
-            if root_password:
-                argv += ["--root-password", root_password]
-            cmds.append(argv)
+            cmds.append(argv)  # the root password travels in the environment, never in argv
         return cmds
 
-    def env(self) -> dict[str, str] | None:
+    def env(self, root_password: str = "") -> dict[str, str] | None:
         if self.kind != "sandbox":
             return None
         repo = str(paths.repo_root())
         old = os.environ.get("PYTHONPATH", "")
-        return {"PYTHONPATH": repo + (os.pathsep + old if old else "")}
+        env = {"PYTHONPATH": repo + (os.pathsep + old if old else "")}
+        if root_password:
+            env["SANDBOX_ROOT_PASSWORD"] = root_password
+        return env
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "root": str(self.root), "arch": self.arch, "tasks": self.tasks,
