@@ -262,7 +262,7 @@ def check_disk(workdir: Path, min_free_gb: float) -> Check:
         probe = probe.parent
     free_gb = shutil.disk_usage(probe).free / 1e9
     status = "ok" if free_gb >= min_free_gb else "unusable"
-    return Check("free disk", "step 2: build", True, status, found=str(probe),
+    return Check("free disk", "step 2: build", True, status, found=str(workdir),
                  version=f"{free_gb:.1f} GB free (need {min_free_gb:g})",
                  fix="" if status == "ok" else f"free space under {probe} or set workdir elsewhere")
 
