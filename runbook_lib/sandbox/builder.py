@@ -424,7 +424,10 @@ def _result(task: str, status: Status, summary: str, cause: str | None, fix: str
     import pandas as pd
 
     prov_path = builder.dest / PROVENANCE_FILE
-    provenance = json.loads(prov_path.read_text()) if prov_path.is_file() else None
+    try:
+        provenance = json.loads(prov_path.read_text()) if prov_path.is_file() else None
+    except ValueError:
+        provenance = {"error": f"{prov_path} is not valid JSON"}
     rows = _artifact_rows(builder.dest)
     tasks = [{"task": o.name, "action": o.action, "seconds": round(o.seconds, 1),
               "input key": o.key[:12], "artifacts": ", ".join(o.artifacts)} for o in outcomes]

@@ -34,7 +34,7 @@ TASKS: dict[str, SandboxTask] = {
         name=IMAGE_TASK,
         description="mkosi 14 builds the Debian bookworm ephemeral root (zstd cpio) and its JSON "
                     "manifest; objcopy assembles the UKI carbide.efi (systemd-stub + kernel + root + cmdline)",
-        artifacts=["carbide.root", "carbide.manifest", "carbide.efi"],
+        artifacts=["carbide.root", "carbide.manifest", "carbide.efi", "carbide.vmlinuz"],
     ),
     IPXE_TASK: SandboxTask(
         name=IPXE_TASK,
@@ -68,6 +68,8 @@ EXPECTED_ARTIFACTS: list[ExpectedArtifact] = [
                      "mkosi JSON manifest of the installed packages (carbide docs: ~26k)"),
     ExpectedArtifact("carbide.root", 10 * MB, 300 * MB, IMAGE_TASK,
                      "ephemeral root as a zstd-compressed newc cpio (carbide docs: ~298M)"),
+    ExpectedArtifact("carbide.vmlinuz", 2 * MB, 32 * MB, IMAGE_TASK,
+                     "the kernel alone, for BIOS boots where a UKI cannot run (sandbox extra)"),
     ExpectedArtifact("ipxe.efi", 64 * KB, 4 * MB, IPXE_TASK,
                      "iPXE for UEFI (snponly.efi) (carbide docs: ~1.1M)"),
     ExpectedArtifact("ipxe.kpxe", 32 * KB, 2 * MB, IPXE_TASK,
