@@ -205,7 +205,8 @@ STEP3 = NotebookSpec(
         Param("tpm", bool, False, "attach a software TPM 2.0 (swtpm)"),
         Param("port", int, 8080, "port of the carbide-pxe stand-in", minimum=1, maximum=65535),
         Param("timeout_s", int, 300, "give up after this many seconds", minimum=1),
-        Param("success_pattern", str, r"login:\s*$", "regex on the serial console that means success"),
+        Param("success_pattern", str, r"[\w.-]+ login:", "regex on the serial console that means success "
+              "(not anchored: kernel messages may follow the prompt on its line)"),
         Param("extra_args", str, "", "extra QEMU arguments (split like a shell would, never run by one)"),
         _LOG_DIR,
     ),

@@ -32,28 +32,36 @@ STAMP_FMT = "[+{:8.3f}s] "
 _ANSI_B = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 # SGA/sercon move the cursor to a new row with an escape instead of a newline.
 _CURSOR_ROW_B = re.compile(rb"\x1b\[\d+;1H")
+# SeaBIOS' serial console wraps at 80 columns: join a full row with the next one and
+# move the newline after it, so patterns match and line numbers stay the file's.
+WRAP_COLUMNS = 80
+_WRAPPED = re.compile(
+    rb"^((?:\[\+\s*\d+\.\d+s\] )?)([^\n]{%d})\n(?:\[\+\s*\d+\.\d+s\] )?([^\n]*)\n" % WRAP_COLUMNS,
+    re.MULTILINE)
 
-DEFAULT_SUCCESS = r"login:\s*$"
+# "<hostname> login:"; not anchored at the line end, because kernel messages often
+# land on the same line right after the prompt.
+DEFAULT_SUCCESS = r"[\w.-]+ login:"
 
 # name, regex (bytes; matched on one line, ANSI already stripped)
 MILESTONES: list[tuple[str, str, str]] = [
     ("firmware_start", "firmware started",
      r"(?:BdsDxe: loading Boot|SeaBIOS \(version|UEFI Interactive Shell|Booting from ROM)"),
     ("pxe_dhcp", "PXE DHCP address",
-     r"(?:Station IP address is|>>Start PXE over IPv4|iPXE \(http://ipxe\.org\) \S+|iPXE \(PCI [0-9a-f:.]+\) starting)"),
+     r"(?:Station IP address is|>>Start PXE over IPv4)"),
     ("nbp_downloaded", "NBP downloaded", r"(?:NBP file downloaded successfully|BdsDxe: starting Boot)"),
     ("ipxe_banner", "iPXE banner", r"iPXE (?:initialising devices|\d+\.\d+\.\d+\S* -- Open Source)"),
     ("ipxe_script", "iPXE script", r"(?:autoexec\.ipxe\.*\s*ok|Embedded script|carbide-sandbox: iPXE)"),
-    ("ipxe_dhcp", "iPXE DHCP ok", r"(?:Configuring \(net\d[^)]*\)\.*\s*ok|DHCP \(net\d[^)]*\)\.*\s*ok|net\d: \d+\.\d+\.\d+\.\d+/)"),
-    ("boot_script", "boot script fetched", r"(?:/api/v0/pxe/boot\S*\.*\s*ok|carbide-sandbox: boot script for|carbide-pxe stand-in: uuid)"),
-    ("kernel_fetched", "kernel fetched", r"/public/blobs/internal/\S+?\.(?:efi|kernel|vmlinuz)\S*\.*\s*ok|/vmlinuz\S*\.*\s*ok"),
-    ("initrd_fetched", "initrd fetched", r"/public/blobs/internal/\S+?\.(?:root|initrd|cpio\S*)\.*\s*ok"),
+    ("ipxe_dhcp", "iPXE DHCP ok", r"(?:Configuring (?:\[\w+\] )?\(net\d[^)]*\)\.*\s*ok|DHCP \(net\d[^)]*\)\.*\s*ok|net\d: \d+\.\d+\.\d+\.\d+/)"),
+    ("boot_script", "boot script fetched", r"(?:/api/v0/pxe/boot\S*\.\.\.[^\n]*\bok\s*$|carbide-sandbox: boot script for|carbide-pxe stand-in: uuid)"),
+    ("kernel_fetched", "kernel fetched", r"/(?:public/blobs/internal/\S+?\.(?:efi|kernel|vmlinuz)|vmlinuz)\S*?\.\.\.[^\n]*\bok\s*$"),
+    ("initrd_fetched", "initrd fetched", r"/public/blobs/internal/\S+?\.(?:root|initrd|cpio\S*)\.\.\.[^\n]*\bok\s*$"),
     ("efi_stub", "EFI stub", r"EFI stub: "),
     ("linux_version", "Linux version", r"Linux version \d"),
     ("initrd_unpacked", "initrd unpacked", r"(?:Freeing initrd memory|Unpacking initramfs|Run /init as init process)"),
     ("systemd_welcome", "systemd welcome", r"Welcome to .*!"),
     ("target_reached", "target reached", r"Reached target .*(?:Multi-User|Basic System|sysinit|Local File)"),
-    ("login_prompt", "login prompt", r"login:\s*$"),
+    ("login_prompt", "login prompt", r"[\w.-]+ login:"),
 ]
 
 # kind, regex, hint
@@ -68,7 +76,7 @@ FAILURES: list[tuple[str, str, str]] = [
     ("http_connection", r"(?:Connection (?:reset|refused)|Connection timed out)[^\n]*ipxe\.org",
      "iPXE could not reach the carbide-pxe server: is it running and listening on the chained port? "
      "(under user networking a stopped server shows as 'Connection reset')"),
-    ("http_not_found", r"(?:No such file or directory|Not found|Error 0x\w+)[^\n]*ipxe\.org",
+    ("http_not_found", r"(?:No such file or directory|Not found)[^\n]*ipxe\.org",
      "the server answered 404: the boot script names an artifact that is not in the artifacts dir; "
      "rebuild (step 2) or fix the template"),
     ("ipxe_error", r"\(https?://ipxe\.org/[0-9a-f]{8}\)",
@@ -194,6 +202,7 @@ class BootLogAnalyzer:
         self.success_line: int | None = None
         self.last_seconds: float | None = None
         self._loop_reported = False
+        self.wrapped = False  # BIOS console: rows of 80 columns are continued on the next
 
     # ---- feeding -------------------------------------------------------------
     def feed_chunk(self, chunk: bytes) -> list[Milestone | Failure]:
@@ -206,6 +215,10 @@ class BootLogAnalyzer:
             chunk = _ANSI_B.sub(b"", chunk)
         if b"\r" in chunk:
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b" ")
+        if not self.wrapped and b"SeaBIOS" in chunk:
+            self.wrapped = True
+        if self.wrapped:
+            chunk = _WRAPPED.sub(rb"\1\2\3\n\n", chunk)
         events: list[Milestone | Failure] = []
         if self.lines == 0 and "firmware_start" not in self.milestones and chunk.strip():
             first = chunk.split(b"\n", 1)[0]
@@ -288,7 +301,9 @@ class BootLogAnalyzer:
         if self.success_line is None and self._success.search(body):
             self.success_line = line_no
 
-    def feed_stream(self, fh: BinaryIO, chunk_size: int = 4 << 20) -> None:
+    def feed_stream(self, fh: BinaryIO, chunk_size: int = 4 << 20,
+                    max_line: int = 1 << 20) -> None:
+        """Read `fh` in chunks; a line longer than `max_line` is analyzed in pieces."""
         carry = b""
         while True:
             block = fh.read(chunk_size)
@@ -298,7 +313,7 @@ class BootLogAnalyzer:
             cut = block.rfind(b"\n") + 1
             if cut == 0:
                 carry = block
-                if len(carry) > chunk_size:  # a pathological line: analyze what we have
+                if len(carry) > max(max_line, chunk_size):  # pathological: analyze what we have
                     self.feed_chunk(carry + b"\n")
                     carry = b""
                 continue

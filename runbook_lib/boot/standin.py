@@ -36,7 +36,22 @@ CHUNK = 256 * 1024
 
 UKI_TEMPLATE = """#!ipxe
 echo carbide-pxe stand-in: uuid {uuid} buildarch {buildarch}: chain {uki}
-chain {base}/public/blobs/internal/{arch}/{uki}
+chain {base}/public/blobs/internal/{arch}/{uki} {cmdline}
+"""
+
+AUTO_TEMPLATE = """#!ipxe
+echo carbide-pxe stand-in: uuid {uuid} buildarch {buildarch} platform ${{platform}}
+iseq ${{platform}} efi && goto uefi ||
+echo carbide-pxe stand-in: BIOS: kernel {kernel} + initrd {initrd}
+kernel {base}/public/blobs/internal/{arch}/{kernel} initrd={initrd} {cmdline} || goto failed
+initrd --name {initrd} {base}/public/blobs/internal/{arch}/{initrd} || goto failed
+boot || goto failed
+:uefi
+echo carbide-pxe stand-in: UEFI: chain the UKI {uki}
+chain {base}/public/blobs/internal/{arch}/{uki} {cmdline} || goto failed
+:failed
+echo carbide-pxe stand-in: boot failed, the error is printed above
+exit 1
 """
 
 KERNEL_TEMPLATE = """#!ipxe
@@ -60,9 +75,12 @@ _QUERY_VALUE = re.compile(r"[^A-Za-z0-9_.:-]")
 class BootScript:
     """What the boot script boots.
 
-    ``mode``: ``auto`` is the sandbox's own template (UEFI chains the UKI, BIOS loads
-    kernel + initrd, chosen by iPXE's ``${platform}``); ``uki`` chains :attr:`uki`;
-    ``kernel`` loads :attr:`kernel` with :attr:`initrd` (None = no initrd).
+    ``mode``: ``auto`` picks by iPXE's ``${platform}``: UEFI chains the UKI with
+    :attr:`cmdline` (iPXE passes load options to the UKI, and systemd-stub then uses
+    them instead of its embedded command line, so the console must be named),
+    BIOS loads kernel + initrd; ``sandbox`` is the sandbox tree's own template;
+    ``uki`` chains :attr:`uki`; ``kernel`` loads :attr:`kernel` with :attr:`initrd`
+    (None = no initrd).
     """
 
     mode: str = "auto"
@@ -75,11 +93,14 @@ class BootScript:
     def render(self, base: str, uuid: str, buildarch: str) -> str:
         uuid = _QUERY_VALUE.sub("", uuid)[:64]
         buildarch = _QUERY_VALUE.sub("", buildarch)[:32]
-        if self.mode == "auto":
+        if self.mode == "sandbox":
             return sandbox_boot_script(f"{base}/public/blobs/internal/{self.arch}",
                                        uuid or "-", buildarch or "-", self.cmdline)
         common = {"base": base, "uuid": uuid or "-", "buildarch": buildarch or "-",
                   "arch": self.arch, "cmdline": self.cmdline}
+        if self.mode == "auto":
+            return AUTO_TEMPLATE.format(uki=self.uki, kernel=self.kernel,
+                                        initrd=self.initrd or "carbide.root", **common)
         if self.mode == "uki":
             return UKI_TEMPLATE.format(uki=self.uki, **common)
         initrd_line = (f"initrd --name {self.initrd} {base}/public/blobs/internal/{self.arch}/"

@@ -10,6 +10,7 @@ serial excerpts and the verdict.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -198,8 +199,11 @@ def _event_note(ev: Milestone | Failure) -> None:
 
 def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
          on_event: Callable[[Milestone | Failure], None] | None = _event_note,
-         skip_checks: bool = False) -> BootRun:
-    """Boot once. A plan with ERROR/FAIL checks is not booted (unless `skip_checks`)."""
+         skip_checks: bool = False, serve: bool = True) -> BootRun:
+    """Boot once. A plan with ERROR/FAIL checks is not booted (unless `skip_checks`).
+
+    `serve=False` boots without the stand-in (to show what a stopped carbide-pxe looks like).
+    """
     p = plan.params
     prob = plan.first_problem()
     if prob is not None and not skip_checks:
@@ -227,7 +231,7 @@ def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
                        uuid=uuid, extra_args=p.get("extra_args", ""))
     if p["network"] == "user":
         if p["firmware"] == "uefi":
-            cfg.tftp_dir, cfg.bootfile = plan.artifacts, "ipxe.efi"
+            cfg.tftp_dir, cfg.bootfile = tftp_root(plan.artifacts, p["port"], run_dir, notes), "ipxe.efi"
         else:
             cfg.bootfile = vmq.boot_url(p["port"], uuid, p.get("arch", "x86_64"))
     else:
@@ -240,7 +244,8 @@ def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
         if p["firmware"] == "uefi":
             cfg.ovmf_vars = vmq.copy_vars(run_dir / "OVMF_VARS_4M.fd")
         try:
-            standin.start()
+            if serve:
+                standin.start()
         except PortBusy as exc:
             run.summary, run.cause = "not booted", f"port {exc.port} is busy: {exc}"
             run.fix = (f"stop whatever listens on port {exc.port} (ss -ltnp 'sport = :{exc.port}') "
@@ -278,6 +283,31 @@ def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
         run.requests = list(standin.requests)
         run.leftovers = _leftovers([pr for pr in (vm, swtpm) if pr is not None])
     return _verdict(run, vm)
+
+
+def tftp_root(artifacts: Path, port: int, run_dir: Path, notes: list[str]) -> Path:
+    """The artifacts dir itself, unless its autoexec.ipxe chains another port than `port`.
+
+    Then a per-run TFTP root holds a copy of ipxe.efi and autoexec.ipxe with the port
+    rewritten, and a note says so (the artifacts are never modified).
+    """
+    auto = artifacts / "autoexec.ipxe"
+    if not auto.is_file():
+        return artifacts
+    text = auto.read_text(errors="replace")
+    ports = set(re.findall(r"\$\{next-server\}:(\d+)/", text))
+    if not ports or ports == {str(port)}:
+        return artifacts
+    root = run_dir / "tftp"
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("ipxe.efi",):
+        if (artifacts / name).is_file():
+            shutil.copyfile(artifacts / name, root / name)
+    (root / "autoexec.ipxe").write_text(
+        re.sub(r"(\$\{next-server\}:)\d+/", rf"\g<1>{port}/", text))
+    notes.append(f"autoexec.ipxe chains port {', '.join(sorted(ports))}; this run served a copy "
+                 f"rewritten for port {port} from {root}")
+    return root
 
 
 def _leftovers(procs: list[shell.Proc]) -> list[str]:

@@ -1,0 +1,71 @@
+"""`runbook analyze-bootlog FILE [--json]` and `runbook boot [...]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..params import STEP3, ParamError
+from ..result import Status
+from .analyze import DEFAULT_SUCCESS, analyze_file
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "analyze-bootlog", help="explain a saved serial console log of a PXE boot",
+        description="Milestones, the first failure with a hint, and a verdict "
+                    "(exit 0 PASS, 1 FAIL, 2 unreadable file).")
+    p.add_argument("file", type=Path)
+    p.add_argument("--json", action="store_true", help="print the analysis as JSON")
+    p.add_argument("--success-pattern", default=DEFAULT_SUCCESS,
+                   help=f"regex that means success (default {DEFAULT_SUCCESS!r})")
+    p.set_defaults(func=analyze_handler)
+
+    b = subparsers.add_parser(
+        "boot", help="PXE boot a QEMU VM against the carbide-pxe stand-in (step 3, no notebook)",
+        description="Parameters as in notebooks/03_pxe_boot_vm.ipynb, given as -p NAME VALUE.")
+    b.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=boot_handler)
+
+
+def analyze_handler(args: argparse.Namespace) -> int:
+    try:
+        an = analyze_file(args.file, args.success_pattern)
+    except OSError as exc:
+        print(f"ERROR: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return Status.ERROR.exit_code
+    if args.json:
+        print(an.to_json())
+    else:
+        print(f"{an.verdict}: {args.file} ({an.lines} lines)")
+        for m in an.milestones:
+            t = f"{m.seconds:8.2f}s" if m.seconds is not None else "       -"
+            print(f"  {t}  {m.label:<38} line {m.line}")
+        ff = an.first_failure
+        if ff:
+            print(f"first failure: {ff.kind} at line {ff.line}: {ff.text}")
+            print(f"hint: {ff.hint}")
+        print(f"last milestone: {an.last_milestone or 'none'}")
+    return Status(an.verdict).exit_code
+
+
+def boot_handler(args: argparse.Namespace) -> int:
+    import json
+
+    from ..context import start
+    from . import step
+
+    try:
+        ns = {k: v for k, v in args.p}
+        params = STEP3.validate(ns)
+    except ParamError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
+    ctx = start(STEP3, params)
+    plan = step.preflight(ctx.params)
+    run = step.boot(plan, ctx.log_dir)
+    res = step.result(run)
+    print(json.dumps(res.to_dict(), indent=2, default=str) if args.json else str(res))
+    return res.status.exit_code

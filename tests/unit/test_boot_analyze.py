@@ -1,0 +1,169 @@
+"""Boot-log analyzer on real serial logs recorded from this project's boots (tests/fixtures/bootlogs)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from runbook_lib.boot import cli
+from runbook_lib.boot.analyze import BootLogAnalyzer, analyze_file, iter_excerpt
+
+LOGS = Path(__file__).resolve().parents[1] / "fixtures" / "bootlogs"
+
+
+def names(an) -> list[str]:
+    return [m.name for m in an.milestones]
+
+
+def test_uefi_uki_boot_passes_with_milestones_in_order() -> None:
+    an = analyze_file(LOGS / "uefi_uki_login.log")
+    assert an.verdict == "PASS"
+    assert an.first_failure is None
+    assert names(an) == ["firmware_start", "pxe_dhcp", "nbp_downloaded", "ipxe_banner", "ipxe_script",
+                         "ipxe_dhcp", "boot_script", "kernel_fetched", "efi_stub", "linux_version",
+                         "initrd_unpacked", "systemd_welcome", "target_reached", "login_prompt"]
+    secs = [m.seconds for m in an.milestones]
+    assert all(s is not None for s in secs) and secs == sorted(secs)
+    # the prompt shares its line with kernel messages that followed it
+    login = an.milestone("login_prompt")
+    assert login is not None and "scsi host2" in login.text
+    assert an.last_milestone == "login_prompt"
+
+
+def test_bios_nic_rom_boot_unwraps_80_column_rows() -> None:
+    an = analyze_file(LOGS / "bios_nic_rom_login.log")
+    assert an.verdict == "PASS"
+    assert {"kernel_fetched", "initrd_fetched", "linux_version", "login_prompt"} <= set(names(an))
+    assert "pxe_dhcp" not in names(an)  # the NIC ROM does DHCP itself: no firmware PXE line
+    kf = an.milestone("initrd_fetched")
+    assert kf is not None and kf.text.endswith("ok")
+
+
+def test_uki_without_kernel_console_still_passes() -> None:
+    an = analyze_file(LOGS / "uefi_uki_login_no_kernel_console.log")
+    assert an.verdict == "PASS"
+    assert "linux_version" not in names(an) and "efi_stub" in names(an)
+
+
+def test_no_bootfile_is_a_tftp_error() -> None:
+    an = analyze_file(LOGS / "uefi_no_bootfile.log")
+    assert an.verdict == "FAIL"
+    assert an.first_failure is not None
+    assert an.first_failure.kind == "tftp_error"
+    assert "PXE-E23" in an.first_failure.text
+    assert "ipxe.efi" in an.first_failure.hint
+    assert an.last_milestone == "pxe_dhcp"
+
+
+def test_stock_ipxe_without_script_is_a_chain_loop() -> None:
+    an = analyze_file(LOGS / "uefi_stock_ipxe_chain_loop.log")
+    assert an.verdict == "FAIL"
+    ff = an.first_failure
+    assert ff is not None and ff.kind == "chain_loop"
+    assert "tftp://10.0.2.2/ipxe.efi" in ff.text
+    assert "autoexec.ipxe" in ff.hint
+    assert an.counts["ipxe_starts"] == 2
+
+
+def test_kernel_404_names_the_file_and_the_ipxe_link() -> None:
+    an = analyze_file(LOGS / "bios_kernel_404.log")
+    ff = an.first_failure
+    assert an.verdict == "FAIL"
+    assert ff is not None and ff.kind == "http_not_found"
+    assert "carbide.vmlinuz" in ff.text  # joined from two 80-column rows
+    assert ff.code == "2d0c613b" and ff.link == "http://ipxe.org/2d0c613b"
+    assert "ipxe.org/2d0c613b" in ff.hint
+    assert an.last_milestone == "boot_script"
+
+
+def test_standin_down_is_a_connection_failure() -> None:
+    an = analyze_file(LOGS / "bios_standin_down.log")
+    ff = an.first_failure
+    assert ff is not None and ff.kind == "http_connection"
+    assert "Connection reset" in ff.text and ff.code is not None
+    assert an.last_milestone == "ipxe_dhcp"
+
+
+def test_kernel_panic_fixture() -> None:
+    an = analyze_file(LOGS / "uefi_kernel_no_initrd_panic.log")
+    assert an.verdict == "FAIL"
+    ff = an.first_failure
+    assert ff is not None and ff.kind == "root_mount"
+    assert "Kernel panic - not syncing" in ff.text
+    assert "initrd" in ff.hint
+    assert an.last_milestone == "linux_version"
+
+
+def test_timeout_names_last_milestone_and_silence() -> None:
+    an = BootLogAnalyzer()
+    an.feed_line("[+   1.000s] >>Start PXE over IPv4.")
+    an.feed_line("[+   2.000s] iPXE initialising devices...ok")
+    res = an.finish(ended="timeout", timeout_s=30, duration_s=30.0)
+    assert res.verdict == "FAIL"
+    ff = res.first_failure
+    assert ff is not None and ff.kind == "timeout"
+    assert "ipxe_banner" in ff.hint
+    assert "silent for the last 28s" in ff.text
+
+
+def test_empty_log_is_no_output(tmp_path: Path) -> None:
+    f = tmp_path / "empty.log"
+    f.write_bytes(b"")
+    res = analyze_file(f)
+    assert res.verdict == "FAIL" and res.first_failure.kind == "no_output"
+
+
+def test_garbage_ansi_control_and_invalid_utf8_do_not_crash(tmp_path: Path) -> None:
+    f = tmp_path / "junk.log"
+    junk = bytes(range(256)) * 50 + b"\x1b[31m\xff\xfe Kernel panic - not syncing: boom\x1b[0m\r\n"
+    f.write_bytes(junk + b"\x1b]0;title\x07\x00\x01carbide login: \n")
+    res = analyze_file(f)
+    kinds = [x.kind for x in res.failures]
+    assert "kernel_panic" in kinds
+    assert res.verdict == "FAIL"  # the panic came before the prompt
+    assert all("\x1b" not in x.text for x in res.failures)
+
+
+def test_streaming_chunk_boundaries_do_not_change_the_result(tmp_path: Path) -> None:
+    whole = analyze_file(LOGS / "uefi_uki_login.log")
+    an = BootLogAnalyzer()
+    with open(LOGS / "uefi_uki_login.log", "rb") as fh:
+        an.feed_stream(fh, chunk_size=97)
+    small = an.finish()
+    assert [(m.name, m.line) for m in small.milestones] == [(m.name, m.line) for m in whole.milestones]
+
+
+def test_excerpt_is_bounded_and_clean() -> None:
+    an = analyze_file(LOGS / "bios_kernel_404.log")
+    rows = list(iter_excerpt(LOGS / "bios_kernel_404.log", an.first_failure.line, 2, 2, max_chars=60))
+    assert [n for n, _ in rows] == list(range(an.first_failure.line - 2, an.first_failure.line + 3))
+    assert all(len(t) <= 61 and "\x1b" not in t for _, t in rows)
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="runbook")
+    cli.register(ap.add_subparsers(dest="cmd"))
+    return ap
+
+
+def test_cli_json_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parser().parse_args(["analyze-bootlog", str(LOGS / "bios_kernel_404.log"), "--json"])
+    assert args.func(args) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["verdict"] == "FAIL"
+    assert {"name", "seconds"} <= set(data["milestones"][0])
+    assert data["first_failure"]["kind"] == "http_not_found"
+    assert {"kind", "line", "hint"} <= set(data["first_failure"])
+    args = _parser().parse_args(["analyze-bootlog", str(LOGS / "uefi_uki_login.log")])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("PASS") and "login prompt" in out
+
+
+def test_cli_missing_file_is_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parser().parse_args(["analyze-bootlog", str(tmp_path / "nope.log")])
+    assert args.func(args) == 2
+    assert "cannot read" in capsys.readouterr().err
