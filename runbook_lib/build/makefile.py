@@ -333,6 +333,13 @@ class Plan:
                 "steps": [s.to_row() for s in self.steps]}
 
 
+MAX_PLAN_STEPS = 20000
+
+
+class PlanTooLarge(MakefileError):
+    pass
+
+
 def resolve(mf: Makefile, requested: str | list[str], env: Mapping[str, str] | None = None,
             max_depth: int = 20) -> Plan:
     """The run order for `requested` (one task, or several run one after another)."""
@@ -423,6 +430,9 @@ def _emit(mf: Makefile, task: TaskDef, env: Mapping[str, str], steps: list[PlanS
                              for r in task.run_task)
         step.action = f"run_task -> {targets}"
     steps.append(step)
+    if len(steps) > MAX_PLAN_STEPS:
+        raise PlanTooLarge(f"the plan grew past {MAX_PLAN_STEPS} steps (run_task sub-flows re-run "
+                           f"their whole dependency tree); last task added: {name!r}")
     if task.run_task and will != "no":
         if depth >= max_depth:
             raise CyclicDependency([name, f"... run_task nesting deeper than {max_depth} levels"])

@@ -307,6 +307,17 @@ class BuildStep:
                            fix=first_bad.fix if first_bad else None, tables={"step 2": table}, logs=logs,
                            details={k: r.to_dict() for k, r in parts.items()})
 
+    def checklist(self):  # -> pandas.DataFrame
+        """Part and status only: stable across reruns of a healthy build (checked by nbval)."""
+        import pandas as pd
+        what = {"plan": "task exists, run order resolved, build tools present",
+                "run": "build finished (cleanly, or in a CI-only task with fresh artifacts)",
+                "artifacts": "every expected artifact present and in its size band",
+                "manifest": "package manifest read and compared with the previous build",
+                "ownership": "pxe/static belongs to the invoking user"}
+        return pd.DataFrame([{"part": k, "checks": what.get(k, ""), "status": r.status.value}
+                             for k, r in self.results.items()], columns=["part", "checks", "status"])
+
     # ---- helpers ------------------------------------------------------------------------
     def _blocked(self, part: str) -> BuildResult:
         assert self.error is not None

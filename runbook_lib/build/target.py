@@ -159,6 +159,8 @@ def resolve(carbide_root_dir: str, arch: str, variant: str, task: str = "", work
             raise TargetError(str(exc), fix, sugg) from None
         except mk.CyclicDependency as exc:
             raise TargetError(f"{mf_path}: {exc}", "break the cycle in the tree's Makefile.toml") from None
+        except mk.MakefileError as exc:
+            raise TargetError(f"{mf_path}: {exc}", "check the tree's Makefile.toml") from None
         return Target("carbide", root, arch, tasks, root / "pxe", plan, mf, only_dirs, notes)
 
     root = paths.sandbox_workdir(workdir or None)

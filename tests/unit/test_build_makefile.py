@@ -257,3 +257,11 @@ def test_generated_thousand_task_file_plans(tmp_path):
     plan = mk.resolve(mk.load(p), "t999", env={})
     assert len(plan.steps) == 1000
     assert plan.steps[0].task == "t0" and plan.steps[-1].task == "t999"
+
+
+def test_runaway_plan_is_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(mk, "MAX_PLAN_STEPS", 50)
+    body = "".join(f'[tasks.t{i}]\nrun_task = {{ name = ["t{i + 1}", "t{i + 1}"] }}\n' for i in range(12))
+    mf = mk.load(write(tmp_path, body + "[tasks.t12]\nscript = 'true'\n"))
+    with pytest.raises(mk.PlanTooLarge):
+        mk.resolve(mf, "t0", env={})
