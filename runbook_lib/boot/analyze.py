@@ -223,7 +223,7 @@ class BootLogAnalyzer:
         if self.lines == 0 and "firmware_start" not in self.milestones and chunk.strip():
             first = chunk.split(b"\n", 1)[0]
             st = STAMP_RE.match(first)
-            ms = Milestone("firmware_start", "firmware started (first console output)",
+            ms = Milestone("firmware_start", "firmware started",
                            float(st.group(1)) if st else None, 1,
                            clean_text(first[st.end():] if st else first).strip()[:300])
             self.milestones["firmware_start"] = ms

@@ -38,6 +38,7 @@ def timeline_table(run: "BootRun") -> Any:
                      "event": f"{r.method} {r.status} {_short(r.path)}", "line": None,
                      "text": f"{r.bytes} bytes in {r.duration_s:.2f}s"})
     df = pd.DataFrame(rows, columns=["seconds", "source", "event", "line", "text"])
+    df["line"] = df["line"].astype("Int64")
     if not df.empty:
         df = df.sort_values("seconds", na_position="last", kind="stable").reset_index(drop=True)
     return df
@@ -54,16 +55,36 @@ def _short(path: str) -> str:
     return path.split("?", 1)[0].rsplit("/", 1)[-1] or path
 
 
-def timeline_chart(run: "BootRun") -> Any:
-    """A matplotlib figure: one marker per milestone/request on a time axis."""
-    import matplotlib
+class Chart:
+    """A rendered matplotlib figure that shows itself as PNG in Jupyter."""
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    def __init__(self, figure: Any, title: str) -> None:
+        self.figure = figure
+        self.title = title
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        self.figure.savefig(buf, format="png", dpi=90)
+        return buf.getvalue()
+
+    def __repr__(self) -> str:
+        return f"<chart: {self.title}>"
+
+    def save(self, path: str | Path) -> Path:
+        self.figure.savefig(path, dpi=90)
+        return Path(path)
+
+
+def timeline_chart(run: "BootRun") -> Chart:
+    """One marker per milestone/request on a time axis (matplotlib, Agg: no display needed)."""
+    from matplotlib.figure import Figure
 
     df = timeline_table(run)
     df = df[df["seconds"].notna()]
-    fig, ax = plt.subplots(figsize=(9, 0.32 * max(len(df), 4) + 0.8))
+    fig = Figure(figsize=(9, 0.32 * max(len(df), 4) + 0.8))
+    ax = fig.subplots()
     colours = {"serial": "#1f6feb", "http": "#8250df"}
     for i, row in enumerate(df.itertuples()):
         colour = "#cf222e" if str(row.event).startswith("FAILURE") else colours[row.source]
@@ -76,8 +97,7 @@ def timeline_chart(run: "BootRun") -> Any:
     status = run.status.value
     ax.set_title(f"PXE boot timeline: {status}", fontsize=10)
     fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return Chart(fig, f"PXE boot timeline, {len(df)} events")
 
 
 def excerpts_html(run: "BootRun", context: int = EXCERPT_LINES) -> str:
@@ -116,6 +136,9 @@ class HTML:
 
     def __str__(self) -> str:
         return self.text
+
+    def __repr__(self) -> str:
+        return f"<{len(self.text)} characters of HTML>"
 
 
 def excerpts(run: "BootRun") -> HTML:

@@ -360,3 +360,87 @@ def result(run: BootRun) -> StepResult:
     tables["requests"] = requests_table(run.requests)
     summary = run.summary + ("".join(f"; {n}" for n in run.notes[:1]))
     return StepResult(STEP, run.status, summary, run.cause, run.fix, details, tables, run.logs)
+
+
+class BootStep:
+    """The notebook's handle: one method per cell, each returns something that displays."""
+
+    def __init__(self, ctx: Any, script: BootScript | None = None) -> None:
+        self.ctx = ctx
+        self.script = script
+        self.plan: Plan | None = None
+        self.run_: BootRun | None = None
+
+    def preflight(self) -> StepResult:
+        self.plan = preflight(self.ctx.params)
+        return preflight_result(self.plan)
+
+    def run(self) -> StepResult:
+        if self.plan is None:
+            self.plan = preflight(self.ctx.params)
+        self.run_ = boot(self.plan, self.ctx.log_dir, script=self.script)
+        res = result(self.run_)
+        _save_json(res, Path(self.ctx.log_dir) / "boot" / "result.json")
+        return res
+
+    def _need_run(self) -> BootRun:
+        if self.run_ is None:
+            raise RuntimeError("run() first")
+        return self.run_
+
+    def command(self) -> Any:
+        from .report import HTML
+        import html as _html
+
+        r = self._need_run()
+        notes = "".join(f"<li>{_html.escape(n)}</li>" for n in r.notes)
+        return HTML(f"<pre style='white-space:pre-wrap'>{_html.escape(r.command or '(not started)')}"
+                    f"</pre>" + (f"<ul>{notes}</ul>" if notes else ""))
+
+    def timeline(self) -> Any:
+        from .report import timeline_table
+
+        return timeline_table(self._need_run())
+
+    def chart(self) -> Any:
+        from .report import timeline_chart
+
+        return timeline_chart(self._need_run())
+
+    def excerpts(self) -> Any:
+        from .report import excerpts
+
+        return excerpts(self._need_run())
+
+    def requests(self) -> Any:
+        from .report import requests_table
+
+        return requests_table(self._need_run().requests)
+
+    def verdict(self) -> StepResult:
+        return result(self._need_run())
+
+
+def _save_json(res: StepResult, path: Path) -> None:
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(res.to_dict(), indent=2, default=str))
+
+
+class Outcome:
+    """A stable, time-free line for checks: the verdict and the milestones reached, in order."""
+
+    def __init__(self, run: BootRun) -> None:
+        an = run.analysis
+        self.text = f"{run.status.value}: " + (
+            " -> ".join(m.name for m in an.milestones) if an is not None else run.summary)
+        if an is not None and an.first_failure is not None and run.status != Status.PASS:
+            self.text += f"\nfirst failure: {an.first_failure.kind}"
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def outcome(step: BootStep) -> Outcome:
+    return Outcome(step._need_run())
