@@ -35,7 +35,7 @@ from .tasks import (ALL_TASK, ARCH, EXPECTED_ARTIFACTS, IMAGE_TASK, IPXE_TASK, P
 STEP = "sandbox build"
 DEFAULT_PASSWORD = "carbide"
 MIN_FREE_BYTES = 3 * 1024**3
-KEEP_OUTPUTS = 2  # cached output sets kept per task
+KEEP_OUTPUTS = 4  # cached output sets kept per task (default, e2e and step-2 test passwords)
 STAMP = ".sandbox-{task}.json"
 GITIGNORE = "*\n!.gitignore\n"
 
@@ -191,6 +191,7 @@ class Builder:
         self.mirror = (opts.mirror or ipxe.system_mirror()).rstrip("/")
         self.provenance: dict[str, object] | None = None
         self.facts: dict[str, object] = {}
+        self.lock_wait_s = 0.0
 
     # -- reuse ------------------------------------------------------------------------
     def _stamp_path(self, task: str) -> Path:
@@ -381,7 +382,9 @@ def build(task: str = ALL_TASK, workdir: str | os.PathLike[str] | None = None, *
     status, summary, cause, fix = Status.PASS, "", None, None
     builder = Builder(wd, cache_root, opts, runner)
     try:
+        t_lock = time.monotonic()
         with build_lock(cache_root, runner.say):
+            builder.lock_wait_s = time.monotonic() - t_lock
             for name in order:
                 outcomes.append(builder.run_task(name))
     except KeyboardInterrupt:
@@ -432,7 +435,8 @@ def _result(task: str, status: Status, summary: str, cause: str | None, fix: str
     tasks = [{"task": o.name, "action": o.action, "seconds": round(o.seconds, 1),
               "input key": o.key[:12], "artifacts": ", ".join(o.artifacts)} for o in outcomes]
     details = {"task": task, "workdir": str(builder.workdir), "artifacts_dir": str(builder.dest),
-               "cache": str(builder.cache), "seconds": round(elapsed, 2), "exit_code": status.exit_code,
+               "cache": str(builder.cache), "seconds": round(elapsed, 2),
+               "lock_wait_s": round(builder.lock_wait_s, 2), "exit_code": status.exit_code,
                "tasks": tasks, "artifacts": rows, "ipxe_provenance": provenance,
                "image": builder.facts, "mirror": builder.mirror}
     return StepResult(STEP, status, summary, cause=cause, fix=fix, details=details,
