@@ -52,7 +52,7 @@ MILESTONES: list[tuple[str, str, str]] = [
     ("nbp_downloaded", "NBP downloaded", r"(?:NBP file downloaded successfully|BdsDxe: starting Boot)"),
     ("ipxe_banner", "iPXE banner", r"iPXE (?:initialising devices|\d+\.\d+\.\d+\S* -- Open Source)"),
     ("ipxe_script", "iPXE script", r"(?:autoexec\.ipxe\.*\s*ok|Embedded script|carbide-sandbox: iPXE)"),
-    ("ipxe_dhcp", "iPXE DHCP ok", r"(?:Configuring (?:\[\w+\] )?\(net\d[^)]*\)\.*\s*ok|DHCP \(net\d[^)]*\)\.*\s*ok|net\d: \d+\.\d+\.\d+\.\d+/)"),
+    ("ipxe_dhcp", "iPXE DHCP ok", r"(?:Configuring (?:\[\w+\] )?\(net\d[^)]*\)\.*\s*ok|DHCP \(net\d[^)]*\)\.*\s*ok)"),
     ("boot_script", "boot script fetched", r"(?:/api/v0/pxe/boot\S*\.\.\.[^\n]*\bok\s*$|carbide-sandbox: boot script for|carbide-pxe stand-in: uuid)"),
     ("kernel_fetched", "kernel fetched", r"/(?:public/blobs/internal/\S+?\.(?:efi|kernel|vmlinuz)|vmlinuz)\S*?\.\.\.[^\n]*\bok\s*$"),
     ("initrd_fetched", "initrd fetched", r"/public/blobs/internal/\S+?\.(?:root|initrd|cpio\S*)\.\.\.[^\n]*\bok\s*$"),
@@ -102,7 +102,51 @@ FAILURES: list[tuple[str, str, str]] = [
      "offered (-netdev user,...,bootfile=)"),
 ]
 
+MAX_FAILURES = 1000
 CHAIN_LOOP_LIMIT = 2  # iPXE started this many times = a chain loop
+
+# Literal strings one of which every match of a pattern contains. Lines without any
+# of them are never handed to the regexes: bytes.find runs at memory speed, so a
+# 100 MB log of kernel chatter costs little. (A unit test checks that the fast path
+# and the every-line path agree on the recorded logs.)
+ANCHORS: dict[str, tuple[bytes, ...]] = {
+    "firmware_start": (b"BdsDxe: loading Boot", b"SeaBIOS (version", b"UEFI Interactive Shell",
+                       b"Booting from ROM"),
+    "pxe_dhcp": (b"Station IP address is", b">>Start PXE over IPv4"),
+    "nbp_downloaded": (b"NBP file downloaded successfully", b"BdsDxe: starting Boot"),
+    "ipxe_banner": (b"iPXE ",),
+    "ipxe_script": (b"autoexec.ipxe", b"Embedded script", b"carbide-sandbox: iPXE"),
+    "ipxe_dhcp": (b"Configuring ", b"DHCP (net"),
+    "boot_script": (b"/api/v0/pxe/boot", b"carbide-sandbox: boot script for",
+                    b"carbide-pxe stand-in: uuid"),
+    "kernel_fetched": (b"/public/blobs/internal/", b"vmlinuz"),
+    "initrd_fetched": (b"/public/blobs/internal/",),
+    "efi_stub": (b"EFI stub: ",),
+    "linux_version": (b"Linux version ",),
+    "initrd_unpacked": (b"Freeing initrd memory", b"Unpacking initramfs", b"Run /init as init process"),
+    "systemd_welcome": (b"Welcome to ",),
+    "target_reached": (b"Reached target ",),
+    "login_prompt": (b" login:",),
+    "no_dhcp_offer": (b"PXE-E16", b"No valid offer received", b"No configuration methods succeeded",
+                      b"Configuring ("),
+    "tftp_error": (b"PXE-E", b"TFTP error", b"BdsDxe: failed to load Boot"),
+    "http_connection": (b"ipxe.org",),
+    "http_not_found": (b"ipxe.org",),
+    "ipxe_error": (b"ipxe.org",),
+    "efi_stub_error": (b"EFI stub: ERROR",),
+    "root_mount": (b"VFS: Unable to mount root fs",),
+    "kernel_panic": (b"Kernel panic - not syncing",),
+    "kernel_oops": (b"Oops", b"BUG: ", b"Unhandled fault", b"[ cut here ]"),
+    "emergency_mode": (b"emergency mode", b"Emergency shell"),
+    "chain_loop": (b"tftp://",),
+    "no_bootable": (b"No bootable device", b"No more network devices", b"Boot failed: not a bootable",
+                    b"Nothing to boot", b"No bootable option or device was found"),
+}
+_ALL_ANCHORS: tuple[bytes, ...] = tuple(sorted({a for v in ANCHORS.values() for a in v}))
+_ANCHOR_NAMES: dict[bytes, frozenset[str]] = {
+    a: frozenset(n for n, v in ANCHORS.items() if a in v) for a in _ALL_ANCHORS}
+_FAILURE_KINDS = frozenset(k for k, _, _ in FAILURES)
+_ALL_NAMES = frozenset(ANCHORS)
 
 _MS_RX = [(name, label, re.compile(rx.encode())) for name, label, rx in MILESTONES]
 _FAIL_RX = [(kind, re.compile(rx.encode()), hint) for kind, rx, hint in FAILURES]
@@ -180,20 +224,16 @@ class Analysis:
         return head
 
 
-def _named(prefix: str, i: int) -> str:
-    return f"{prefix}{i}"
-
-
 class BootLogAnalyzer:
     """Feed lines (or whole chunks) in order, then :meth:`finish`."""
 
-    def __init__(self, success_pattern: str = DEFAULT_SUCCESS) -> None:
-        parts = [f"(?P<{_named('m', i)}>{rx})" for i, (_, _, rx) in enumerate(MILESTONES)]
-        parts += [f"(?P<{_named('f', i)}>{rx})" for i, (_, rx, _) in enumerate(FAILURES)]
+    def __init__(self, success_pattern: str = DEFAULT_SUCCESS, prefilter: bool = True) -> None:
+        """`prefilter=False` hands every line to every regex (slow; for cross-checks)."""
         self._success_src = success_pattern
-        parts.append(f"(?P<success>{success_pattern})")
-        self._rx = re.compile("|".join(parts).encode(), re.MULTILINE)
         self._success = re.compile(success_pattern.encode(), re.MULTILINE)
+        self._prefilter = prefilter
+        # the default prompt has an anchor; a custom success regex is searched on its own
+        self._success_scan = success_pattern != DEFAULT_SUCCESS
         self.milestones: dict[str, Milestone] = {}
         self.failures: list[Failure] = []
         self.lines = 0
@@ -202,6 +242,7 @@ class BootLogAnalyzer:
         self.success_line: int | None = None
         self.last_seconds: float | None = None
         self._loop_reported = False
+        self.failure_count = 0  # all failures seen; only the first MAX_FAILURES are kept
         self.wrapped = False  # BIOS console: rows of 80 columns are continued on the next
 
     # ---- feeding -------------------------------------------------------------
@@ -230,17 +271,12 @@ class BootLogAnalyzer:
             events.append(ms)
         base_line = self.lines
         pos_line, pos = base_line, 0
-        last_line_start = -1
-        for m in self._rx.finditer(chunk):
-            start = chunk.rfind(b"\n", 0, m.start()) + 1
-            if start == last_line_start:
-                continue  # the whole line was already checked against every pattern
+        for start, names in self._candidate_lines(chunk):
             pos_line += chunk.count(b"\n", pos, start)
             pos = start
-            last_line_start = start
-            end = chunk.find(b"\n", m.end())
+            end = chunk.find(b"\n", start)
             raw = chunk[start:end if end >= 0 else len(chunk)]
-            self._on_match(m.lastgroup or "", raw, pos_line + 1, events)
+            self._on_match(raw, pos_line + 1, events, names)
         n = chunk.count(b"\n")
         if chunk and not chunk.endswith(b"\n"):
             n += 1
@@ -252,19 +288,53 @@ class BootLogAnalyzer:
             self.last_seconds = float(st.group(1))
         return events
 
+    def _candidate_lines(self, chunk: bytes) -> list[tuple[int, frozenset[str]]]:
+        """(start offset, pattern names worth trying) of the lines that contain an anchor.
+
+        Anchors whose patterns are all milestones already found are not searched any more,
+        so after the boot only failure anchors (and the prompt) cost anything.
+        """
+        if not self._prefilter:
+            return [(0, _ALL_NAMES)] + [(i + 1, _ALL_NAMES) for i in range(len(chunk))
+                                        if chunk[i] == 10 and i + 1 < len(chunk)]
+        starts: dict[int, set[str]] = {}
+        find, rfind = chunk.find, chunk.rfind
+        done = self.milestones.keys() - {"ipxe_banner"}
+        for anchor in _ALL_ANCHORS:
+            names = _ANCHOR_NAMES[anchor]
+            if names <= done and not (anchor == b" login:" and self.success_line is None):
+                continue
+            i = find(anchor)
+            while i >= 0:
+                starts.setdefault(rfind(b"\n", 0, i) + 1, set()).update(names)
+                nl = find(b"\n", i)
+                if nl < 0:
+                    break
+                i = find(anchor, nl + 1)
+        if self._success_scan and self.success_line is None:
+            for m in self._success.finditer(chunk):
+                starts.setdefault(rfind(b"\n", 0, m.start()) + 1, set())
+        return [(k, frozenset(starts[k])) for k in sorted(starts)]
+
     def feed_line(self, line: str | bytes) -> list[Milestone | Failure]:
         raw = line.encode("utf-8", "replace") if isinstance(line, str) else line
         return self.feed_chunk(raw.rstrip(b"\n") + b"\n")
 
-    def _on_match(self, group: str, raw: bytes, line_no: int,
-                  events: list[Milestone | Failure]) -> None:
+    def _on_match(self, raw: bytes, line_no: int, events: list[Milestone | Failure],
+                  names: frozenset[str] = _ALL_NAMES) -> None:
         st = STAMP_RE.match(raw)
         seconds = float(st.group(1)) if st else None
         body = raw[st.end():] if st else raw
-        text = clean_text(body).strip()[:300]
+        cleaned: list[str] = []
+
+        def line_text() -> str:  # cleaned only when something is recorded
+            if not cleaned:
+                cleaned.append(clean_text(body).strip()[:300])
+            return cleaned[0]
+
         # one line can match several patterns; re-check it against all of them
         for name, label, rx in _MS_RX:
-            if name in self.milestones and name != "ipxe_banner":
+            if name not in names or (name in self.milestones and name != "ipxe_banner"):
                 continue
             if not rx.search(body):
                 continue
@@ -272,7 +342,7 @@ class BootLogAnalyzer:
                 self.ipxe_starts += 1
                 if self.ipxe_starts >= CHAIN_LOOP_LIMIT and not self._loop_reported:
                     self._loop_reported = True
-                    f = Failure("chain_loop", line_no, text,
+                    f = Failure("chain_loop", line_no, line_text(),
                                 f"iPXE started {self.ipxe_starts} times: the firmware keeps loading "
                                 "ipxe.efi because its script never chains the boot URL (stock iPXE "
                                 "without a script, or a script that fails); check autoexec.ipxe / "
@@ -284,12 +354,16 @@ class BootLogAnalyzer:
                         events.append(f)
             if name in self.milestones:
                 continue
-            ms = Milestone(name, label, seconds, line_no, text)
+            ms = Milestone(name, label, seconds, line_no, line_text())
             self.milestones[name] = ms
             events.append(ms)
         for name, rx, hint in _FAIL_RX:
-            if not rx.search(body):
+            if name not in names or not rx.search(body):
                 continue
+            self.failure_count += 1
+            if len(self.failures) >= MAX_FAILURES:
+                break
+            text = line_text()
             link = _IPXE_LINK.search(text)
             f = Failure(name, line_no, text, hint, seconds,
                         code=link.group(2) if link else None, link=link.group(1) if link else None)
@@ -361,7 +435,7 @@ class BootLogAnalyzer:
             failures = sorted(failures, key=lambda f: (f.line, 0 if f.kind != "ipxe_error" else 1))
         return Analysis(verdict, ms, failures, self.lines, self.bytes, last, ended,
                         self.success_line, duration_s,
-                        {"ipxe_starts": self.ipxe_starts})
+                        {"ipxe_starts": self.ipxe_starts, "failures_seen": self.failure_count})
 
 
 def analyze_file(path: str | Path, success_pattern: str = DEFAULT_SUCCESS,

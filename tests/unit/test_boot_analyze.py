@@ -167,3 +167,24 @@ def test_cli_missing_file_is_error(tmp_path: Path, capsys: pytest.CaptureFixture
     args = _parser().parse_args(["analyze-bootlog", str(tmp_path / "nope.log")])
     assert args.func(args) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("log", sorted(p.name for p in LOGS.glob("*.log")))
+def test_prefilter_agrees_with_checking_every_line(log: str) -> None:
+    fast = BootLogAnalyzer()
+    slow = BootLogAnalyzer(prefilter=False)
+    data = (LOGS / log).read_bytes()
+    fast.feed_chunk(data)
+    slow.feed_chunk(data)
+    a, b = fast.finish(), slow.finish()
+    assert [(m.name, m.line) for m in a.milestones] == [(m.name, m.line) for m in b.milestones]
+    assert [(f.kind, f.line) for f in a.failures] == [(f.kind, f.line) for f in b.failures]
+    assert a.verdict == b.verdict
+
+
+def test_custom_success_pattern(tmp_path: Path) -> None:
+    an = BootLogAnalyzer(success_pattern=r"READY-\d+")
+    an.feed_line("[+   1.000s] Linux version 6.1.0")
+    an.feed_line("[+   2.000s] service says READY-42 now")
+    res = an.finish()
+    assert res.verdict == "PASS" and res.success_line == 2
