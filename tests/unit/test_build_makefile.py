@@ -265,3 +265,16 @@ def test_runaway_plan_is_bounded(tmp_path, monkeypatch):
     mf = mk.load(write(tmp_path, body + "[tasks.t12]\nscript = 'true'\n"))
     with pytest.raises(mk.PlanTooLarge):
         mk.resolve(mf, "t0", env={})
+
+
+def test_shell_looking_parameters_are_rejected_or_inert(tmp_path):
+    from runbook_lib.build.step import BuildStep
+    from runbook_lib.params import STEP2, ParamError
+    with pytest.raises(ParamError):
+        STEP2.validate({"chown_user": "x; rm -rf ~"})
+    with pytest.raises(ParamError):
+        STEP2.validate({"arch": "x86_64; reboot"})
+    # a path parameter is only ever a path: the plan says it does not exist, nothing runs
+    res = BuildStep({"carbide_root_dir": "$(touch /tmp/pwned-by-runbook)"}, log_dir=tmp_path / "logs").plan()
+    assert res.status.value == "ERROR" and "does not exist" in res.cause
+    assert not Path("/tmp/pwned-by-runbook").exists()
