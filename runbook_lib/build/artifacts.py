@@ -57,28 +57,11 @@ PROFILES: dict[str, tuple[ArtifactSpec, ...]] = {
 
 
 def sandbox_profile() -> tuple[ArtifactSpec, ...]:
-    """The embedded builder's EXPECTED_ARTIFACTS as specs (import deferred: optional package)."""
-    from ..sandbox import tasks as sandbox_tasks  # type: ignore[attr-defined]
+    """The embedded builder's EXPECTED_ARTIFACTS as specs."""
+    from ..sandbox.tasks import EXPECTED_ARTIFACTS
 
-    out = []
-    for a in getattr(sandbox_tasks, "EXPECTED_ARTIFACTS"):
-        name = getattr(a, "name", None) or a[0]
-        lo, hi = _band_of(a)
-        out.append(ArtifactSpec(str(name), lo, hi, required=bool(getattr(a, "required", True)),
-                                produced_by=str(getattr(a, "produced_by", "") or "")))
-    return tuple(out)
-
-
-def _band_of(a: Any) -> tuple[int, int | None]:
-    for lo_attr, hi_attr in (("min_bytes", "max_bytes"), ("min_size", "max_size"), ("lo", "hi")):
-        if hasattr(a, lo_attr):
-            return int(getattr(a, lo_attr) or 1), (int(getattr(a, hi_attr)) if getattr(a, hi_attr, None) else None)
-    band = getattr(a, "band", None) or getattr(a, "size_band", None)
-    if band is None and isinstance(a, (tuple, list)) and len(a) >= 2:
-        band = a[1] if len(a) == 2 else (a[1], a[2])
-    if isinstance(band, (tuple, list)) and len(band) == 2:
-        return int(band[0] or 1), (int(band[1]) if band[1] else None)
-    return 1, None
+    return tuple(ArtifactSpec(a.name, a.min_bytes, a.max_bytes, required=a.required,
+                              produced_by=a.produced_by) for a in EXPECTED_ARTIFACTS)
 
 
 def profile(name: str) -> tuple[ArtifactSpec, ...]:

@@ -9,7 +9,6 @@ from typing import Any
 
 from ..params import STEP2, ParamError
 from ..result import Status
-from . import makefile as mk
 from .target import TargetError, resolve
 
 
@@ -64,4 +63,4 @@ def register(subparsers: Any) -> None:
     b.set_defaults(func=cmd_build)
 
 
-__all__ = ["register", "cmd_plan", "cmd_build", "mk"]
+__all__ = ["register", "cmd_plan", "cmd_build"]
