@@ -252,8 +252,13 @@ def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
                        "or set port to a free one")
             return run
         if p["tpm"]:
-            swtpm, cfg.tpm_socket = vmq.start_swtpm(run_dir / "tpm", run_dir / "swtpm.log")
             logs["swtpm"] = str(run_dir / "swtpm.log")
+            try:
+                swtpm, cfg.tpm_socket = vmq.start_swtpm(run_dir / "tpm", run_dir / "swtpm.log")
+            except (shell.CommandNotFound, RuntimeError) as exc:
+                run.summary, run.cause = "not booted: the software TPM did not start", str(exc)
+                run.fix = "sudo apt-get install swtpm swtpm-tools, or set tpm = False"
+                return run
         argv = vmq.build_argv(cfg)
         run.command = shell.quote(argv)
         note(f"qemu: {run.command}")
@@ -332,13 +337,13 @@ def _verdict(run: BootRun, vm: shell.Proc | None) -> BootRun:
         run.cause, run.fix = f"qemu exited with code {rc}: {msg}", \
             "fix the QEMU invocation (extra_args, firmware paths) shown in the command above"
         return run
+    if run.leftovers:
+        run.notes.append(f"processes still running after teardown: {', '.join(run.leftovers)}")
     ff = an.first_failure
     if an.verdict == "PASS":
-        m = an.milestone("login_prompt")
         run.status = Status.PASS
         run.summary = (f"login prompt after {run.timing.get('login_prompt_s')}s "
                        f"({len(an.milestones)} milestones)")
-        del m
     else:
         run.status = Status.FAIL
         run.summary = f"no login prompt; last milestone: {an.last_milestone or 'none'}"

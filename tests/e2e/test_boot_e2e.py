@@ -121,10 +121,12 @@ def test_no_bootfile(tmp_path: Path) -> None:
 def test_hang_times_out_naming_the_last_milestone(tmp_path: Path) -> None:
     # rdinit= runs sleep instead of systemd: the kernel boots, then nothing more happens.
     script = BootScript(mode="kernel", cmdline="console=ttyS0,115200 rdinit=/usr/bin/sleep 3600")
-    run, data = boot(tmp_path, params(firmware="bios", timeout_s=75), script=script)
+    run, data = boot(tmp_path, params(firmware="bios", timeout_s=90), script=script)
     assert run.status is Status.FAIL
     ff = run.analysis.first_failure
     assert ff.kind == "timeout"
-    assert run.analysis.last_milestone in ("linux_version", "initrd_unpacked", "initrd_fetched")
+    assert "login_prompt" not in [m.name for m in run.analysis.milestones]
+    assert run.analysis.last_milestone in ("linux_version", "initrd_unpacked", "initrd_fetched",
+                                           "kernel_fetched")
     assert run.analysis.last_milestone in ff.hint
     assert data["details"]["analysis"]["first_failure"]["kind"] == "timeout"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,9 @@ def test_every_request_is_logged(served, tmp_path: Path) -> None:
     get(s, "/api/v0/pxe/boot?uuid=u&buildarch=x86_64")
     get(s, "/public/blobs/internal/x86_64/carbide.efi", {"Range": "bytes=0-9"})
     get(s, "/public/blobs/internal/x86_64/nope")
+    deadline = time.monotonic() + 5  # the server records a request just after answering it
+    while len(s.requests) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
     reqs = read_request_log(tmp_path / "requests.jsonl")
     assert [(r.path.split("?")[0], r.status) for r in reqs] == [
         ("/api/v0/pxe/boot", 200), ("/public/blobs/internal/x86_64/carbide.efi", 206),
