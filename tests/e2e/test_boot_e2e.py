@@ -130,3 +130,16 @@ def test_hang_times_out_naming_the_last_milestone(tmp_path: Path) -> None:
                                            "kernel_fetched")
     assert run.analysis.last_milestone in ff.hint
     assert data["details"]["analysis"]["first_failure"]["kind"] == "timeout"
+
+
+def test_cli_boot_bios_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from runbook_lib.cli import main
+
+    rc = main(["boot", "--json", "-p", "firmware", "bios", "-p", "accel", "tcg",
+               "-p", "port", str(free_port()), "-p", "log_dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    data = json.loads(out[out.index("{"):])
+    assert rc == 0, data["cause"]
+    assert data["status"] == "PASS"
+    assert data["details"]["analysis"]["milestones"][-1]["name"] == "login_prompt"
+    assert (tmp_path / "boot" / "serial.log").is_file()

@@ -94,3 +94,18 @@ def test_real_kvm_probe_decides(tmp_path: Path) -> None:
     row = next(c for c in plan.checks if c.check == "accel")
     assert plan.accel in ("kvm", "tcg")
     assert (plan.accel == "tcg") == (row.status == "warn")
+
+
+def test_cli_boot_port_busy_and_bad_param(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from runbook_lib.cli import main
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        port = sock.getsockname()[1]
+        rc = main(["boot", "-p", "accel", "tcg", "-p", "port", str(port),
+                   "-p", "artifacts_dir", str(art(tmp_path)), "-p", "log_dir", str(tmp_path / "logs")])
+    out = capsys.readouterr().out
+    assert rc == 2 and out.startswith("ERROR") and f"127.0.0.1:{port}" in out
+    rc = main(["boot", "-p", "firmware", "coreboot"])
+    assert rc == 2 and "firmware" in capsys.readouterr().err
