@@ -214,8 +214,9 @@ def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
     run_dir.mkdir(parents=True, exist_ok=True)
     serial_raw = run_dir / "serial.raw"
     serial_raw.unlink(missing_ok=True)
-    logs = {"serial console": str(run_dir / "serial.log"), "qemu": str(run_dir / "qemu.log"),
-            "http requests": str(run_dir / "requests.jsonl")}
+    logs = {"serial console": str(run_dir / "serial.log"), "qemu": str(run_dir / "qemu.log")}
+    if serve and p["network"] == "user":
+        logs["http requests"] = str(run_dir / "requests.jsonl")
     for name in ("serial.log", "qemu.log", "requests.jsonl", "swtpm.log"):
         (run_dir / name).unlink(missing_ok=True)
     uuid = p.get("uuid") or vmq.default_uuid(p["mac"])
@@ -229,6 +230,10 @@ def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
     cfg = vmq.VmConfig(serial_path=serial_raw, firmware=p["firmware"], network=p["network"],
                        accel=plan.accel, memory_mb=p["memory_mb"], cpus=p["cpus"], mac=p["mac"],
                        uuid=uuid, extra_args=p.get("extra_args", ""))
+    if p["network"] == "bridge":
+        serve = False  # the real carbide-pxe answers on the bridge; never shadow its port
+        notes.append("bridge: carbide's own DHCP and carbide-pxe serve the boot; the stand-in "
+                     "was not started")
     if p["network"] == "user":
         if p["firmware"] == "uefi":
             cfg.tftp_dir, cfg.bootfile = tftp_root(plan.artifacts, p["port"], run_dir, notes), "ipxe.efi"

@@ -109,3 +109,17 @@ def test_cli_boot_port_busy_and_bad_param(tmp_path: Path, capsys: pytest.Capture
     assert rc == 2 and out.startswith("ERROR") and f"127.0.0.1:{port}" in out
     rc = main(["boot", "-p", "firmware", "coreboot"])
     assert rc == 2 and "firmware" in capsys.readouterr().err
+
+
+def test_bridge_without_acl_or_bridge_is_error(tmp_path: Path) -> None:
+    plan = step.preflight(params(tmp_path, network="bridge"))
+    rows = {c.check: c for c in plan.checks}
+    assert "stand-in port" not in rows  # bridge mode never starts the stand-in
+    if not vmq.BRIDGE_CONF.exists() or not vmq.bridge_allowed("carbide0")[0]:
+        assert plan.status is Status.ERROR
+        assert rows["bridge ACL"].status == "ERROR"
+        assert "allow carbide0" in rows["bridge ACL"].fix
+    if not Path("/sys/class/net/carbide0").exists():
+        assert rows["bridge carbide0"].status == "ERROR"
+        run = step.boot(plan, tmp_path / "logs", on_event=None)
+        assert run.status is Status.ERROR and run.analysis is None
