@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .. import shell
+from ..context import default_log_dir
 from ..params import STEP2
 from ..result import Status
 from . import artifacts as art
@@ -34,7 +35,7 @@ class BuildStep:
             log_dir = log_dir or params.log_dir
             params = params.params
         self.params = STEP2.validate(dict(params))
-        self.log_dir = Path(log_dir or self.params.get("log_dir") or Path.cwd() / "runs" / "build")
+        self.log_dir = Path(log_dir or self.params.get("log_dir") or default_log_dir(STEP2.name))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir = Path(state_dir) if state_dir else self.log_dir.parent / "build-state"
         self.host = host

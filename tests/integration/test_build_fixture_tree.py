@@ -187,3 +187,22 @@ def test_cli_plan_handler(tmp_path, capsys):
     args = ap.parse_args(["plan", "--tree", str(FIXTURES / "docs_era"), "--json", "ipxe-x86_64"])
     assert args.func(args) == 0
     assert '"requested"' in capsys.readouterr().out
+
+
+def test_cli_build_handler_exit_codes(tmp_path, stand_in, capsys):
+    import argparse
+
+    from runbook_lib.build import cli
+
+    ap = argparse.ArgumentParser()
+    cli.register(ap.add_subparsers())
+    root = tree(tmp_path)
+    args = ap.parse_args(["build", "-p", "carbide_root_dir", str(root), "-p", "log_dir", str(tmp_path / "l")])
+    assert args.func(args) == 0
+    assert "PASS: step 2" in capsys.readouterr().out
+    args = ap.parse_args(["build", "-p", "carbide_root_dir", str(root), "-p", "chown_user", "x; rm -rf ~"])
+    assert args.func(args) == 2
+    args = ap.parse_args(["build", "-p", "carbide_root_dir", str(tmp_path / "missing"),
+                          "-p", "log_dir", str(tmp_path / "l2")])
+    assert args.func(args) == 2
+    assert "does not exist" in capsys.readouterr().out
