@@ -196,8 +196,10 @@ class BuildStep:
         self.inventory = inv
         unclean = bool(self.verdict and self.verdict.kind == "expected-unclean-exit")
         problems = inv.problems(require_fresh=unclean)
-        tables = {"artifacts": inv.table()}
         prov = art.read_provenance(t.artifact_dir)
+        if prov:
+            _annotate_ipxe_rows(inv, prov)
+        tables = {"artifacts": inv.table()}
         notes = [f"expected set: {inv.source}"]
         if prov:
             tables["iPXE provenance (ipxe.provenance.json)"] = _kv_table(prov)
@@ -348,6 +350,18 @@ def _tasks_table(o: RunOutcome, t: Target):
         rows.append({"task": r.name, "state": "ran (not in plan: cargo-make internal)" if not r.skipped
                      else "skipped", "commands": "; ".join(r.commands)[:160]})
     return pd.DataFrame(rows, columns=["task", "state", "commands"])
+
+
+def _annotate_ipxe_rows(inv: art.Inventory, prov: Mapping[str, Any]) -> None:
+    """Say in the artifact table how the iPXE binaries were produced (ipxe.provenance.json)."""
+    files = prov.get("files") if isinstance(prov.get("files"), dict) else {}
+    how = str(prov.get("path") or prov.get("method") or "?")
+    origin = str(prov.get("origin") or prov.get("source") or prov.get("version") or "")
+    for row in inv.rows:
+        if row.name in files or row.name in ("ipxe.efi", "ipxe.kpxe"):
+            src = files.get(row.name, "")
+            text = f"iPXE {how}" + (f" from {origin}" if origin else "") + (f" ({src})" if src else "")
+            row.note = f"{row.note}; {text}" if row.note else text
 
 
 def _kv_table(d: Mapping[str, Any]):
