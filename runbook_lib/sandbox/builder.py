@@ -317,6 +317,10 @@ class Builder:
             _install(outdir, names, self.dest)
             _prune(self.cache, task, key)
         assert names is not None
+        spec = TASKS[task]
+        for stale in set(spec.artifacts + spec.optional_artifacts) - set(names):
+            # e.g. autoexec.ipxe from an earlier prebuilt build when iPXE now comes from source
+            (self.dest / stale).unlink(missing_ok=True)
         self._stamp_path(task).write_text(json.dumps({"task": task, "key": key, "artifacts": names},
                                                      indent=2, sort_keys=True) + "\n")
         outcome.artifacts = names

@@ -100,7 +100,7 @@ def uki_argv(stub: Path, osrel: Path, cmdline: Path, kernel: Path, initrd: Path,
 def assemble_uki(runner: Runner, mkosi_out: Path, cmdline: str, out: Path) -> None:
     if not EFI_STUB.exists():
         raise EnvironmentProblem(f"{EFI_STUB} is missing", "apt-get install systemd-boot-efi")
-    cmdline_file = mkosi_out / "cmdline.txt"
+    cmdline_file = out.parent / ".cmdline.txt"  # ours, not mkosi's (root-owned when elevated)
     cmdline_file.write_text(cmdline + "\n")
     runner.run(uki_argv(EFI_STUB, mkosi_out / "os-release", cmdline_file, mkosi_out / "vmlinuz",
                         mkosi_out / MKOSI_OUTPUT, out), timeout=600, what="objcopy (UKI)")
@@ -113,6 +113,7 @@ def build_image(runner: Runner, tree: Path, staging: Path, package_cache: Path, 
     mk = run_mkosi(runner, src, staging, package_cache)
     out.mkdir(parents=True, exist_ok=True)
     assemble_uki(runner, mk, cmdline, out / "carbide.efi")
+    (out / ".cmdline.txt").unlink()
     shutil.copyfile(mk / MKOSI_OUTPUT, out / "carbide.root")
     shutil.copyfile(mk / f"{MKOSI_OUTPUT}.manifest", out / "carbide.manifest")
     shutil.copyfile(mk / "vmlinuz", out / "carbide.vmlinuz")

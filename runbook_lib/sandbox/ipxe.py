@@ -154,9 +154,9 @@ def build_from_source(runner: Runner, src: Path, build_root: Path, script: Path,
         raise EnvironmentProblem(f"{src} is not an iPXE source tree (no src/Makefile)",
                                  "point --ipxe-source at the top of an iPXE checkout (it holds src/)")
     tree = build_root / "tree"
-    if not tree.exists():
-        build_root.mkdir(parents=True, exist_ok=True)
-        runner.run(["cp", "-a", "--", str(src), str(tree)], timeout=600, what="copying the iPXE source")
+    tree.mkdir(parents=True, exist_ok=True)
+    # Copy over the cached build tree: cp -a keeps mtimes, so make rebuilds only what changed.
+    runner.run(["cp", "-a", "--", f"{src}/.", str(tree)], timeout=600, what="copying the iPXE source")
     local = tree / "src" / "config" / "local"
     local.mkdir(parents=True, exist_ok=True)
     (local / "console.h").write_text(SERIAL_CONSOLE_H)

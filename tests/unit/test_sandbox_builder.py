@@ -168,3 +168,29 @@ def test_ctrl_c_stops_the_command_and_leaves_nothing(tmp_path: Path) -> None:
     assert not any(_artifacts(tmp_path / "wd").glob("ipxe.*"))
     assert not list((cache / "staging").iterdir())
     assert not list((cache / "outputs").rglob("*partial*")) if (cache / "outputs").exists() else True
+
+
+@pytest.mark.integration
+def test_source_path_embeds_the_script_and_enables_serial(tmp_path: Path) -> None:
+    """The iPXE source is unavailable here (404), so a stand-in tree checks the plumbing:
+    both targets are made with EMBED=<chain script> and the serial console header in place."""
+    src = tmp_path / "ipxe"
+    (src / "src").mkdir(parents=True)
+    (src / "debian").mkdir()
+    (src / "debian" / "changelog").write_text("ipxe (9.9-1) unstable; urgency=low\n")
+    (src / "src" / "Makefile").write_text(
+        "bin-x86_64-efi/snponly.efi bin/undionly.kpxe:\n"
+        "\tmkdir -p $(dir $@)\n"
+        "\tgrep -q CONSOLE_SERIAL config/local/console.h\n"
+        "\tcat $(EMBED) > $@\n")
+    dest = _artifacts(tmp_path / "wd")
+    dest.mkdir(parents=True)
+    (dest / "autoexec.ipxe").write_text("#!ipxe\n# left by an earlier prebuilt build\n")
+    r = builder.build(IPXE_TASK, tmp_path / "wd", cache=tmp_path / "cache", ipxe_source=src, port=18081)
+    assert r.status is Status.PASS, r
+    script = (dest / "ipxe.efi").read_text()
+    assert "http://${next-server}:18081/api/v0/pxe/boot?" in script
+    assert (dest / "ipxe.kpxe").read_text() == script
+    assert not (dest / "autoexec.ipxe").exists()
+    prov = json.loads((dest / "ipxe.provenance.json").read_text())
+    assert prov["path"] == "source" and prov["version"] == "9.9-1" and prov["origin"] == str(src)
