@@ -389,6 +389,8 @@ def build(task: str = ALL_TASK, workdir: str | os.PathLike[str] | None = None, *
         t_lock = time.monotonic()
         with build_lock(cache_root, runner.say):
             builder.lock_wait_s = time.monotonic() - t_lock
+            # Staging dirs of builds that were killed hard (we hold the lock: none is running).
+            _remove_tree(cache_root / "staging", runner.say)
             for name in order:
                 outcomes.append(builder.run_task(name))
     except KeyboardInterrupt:

@@ -194,3 +194,33 @@ def test_source_path_embeds_the_script_and_enables_serial(tmp_path: Path) -> Non
     assert not (dest / "autoexec.ipxe").exists()
     prov = json.loads((dest / "ipxe.provenance.json").read_text())
     assert prov["path"] == "source" and prov["version"] == "9.9-1" and prov["origin"] == str(src)
+
+
+def test_too_little_free_space_is_an_environment_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(builder, "MIN_FREE_BYTES", 1 << 60)
+    r = builder.build(IPXE_TASK, tmp_path / "wd", cache=tmp_path / "cache", force=True)
+    assert r.status is Status.ERROR and r.status.exit_code == 2
+    assert "GB free under" in (r.cause or "") and "free at least" in (r.fix or "")
+    assert not any(_artifacts(tmp_path / "wd").glob("ipxe.*"))
+
+
+@pytest.mark.integration
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_disk_full_while_installing_is_reported_and_leaves_no_partial_file(tmp_path: Path) -> None:
+    from runbook_lib import shell
+
+    cache, wd = tmp_path / "cache", tmp_path / "wd"
+    key, names = _seed_ipxe_cache(cache)
+    big = cache / "outputs" / IPXE_TASK / key / "ipxe.efi"
+    big.write_bytes(os.urandom(3 << 20))  # does not fit the 1 MiB workdir
+    wd.mkdir()
+    assert shell.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(wd)], timeout=30).ok
+    try:
+        r = builder.build(IPXE_TASK, wd, cache=cache, log_path=tmp_path / "build.log")
+        assert r.status is Status.ERROR, r
+        assert "disk is full" in (r.cause or "")
+        left = [p.name for p in _artifacts(wd).iterdir()]
+        assert "ipxe.efi" not in left and not [n for n in left if ".tmp-" in n]
+    finally:
+        shell.run(["umount", str(wd)], timeout=30)
