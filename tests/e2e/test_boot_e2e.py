@@ -9,7 +9,6 @@ Whole module: about 5-8 minutes on 2 cores under TCG.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
