@@ -7,8 +7,12 @@ went wrong), 2 (ERROR: the environment, or an interrupted build).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
+from typing import Iterator
 
 from .. import paths
 from . import scripts
@@ -44,14 +48,38 @@ def handle_build(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     try:
-        result = build(args.task, args.workdir, force=args.force, root_password=password,
-                       ipxe_source=args.ipxe_source, port=args.port, on_line=echo, log_path=args.log)
+        with _terminate_means_interrupt():
+            result = build(args.task, args.workdir, force=args.force, root_password=password,
+                           ipxe_source=args.ipxe_source, port=args.port, on_line=echo, log_path=args.log)
     except KeyboardInterrupt:
         print("[sandbox] ERROR - interrupted; temporary files removed, no partial artifacts installed",
               flush=True)
         return 2
     print(str(result), flush=True)
     return result.status.exit_code
+
+
+@contextlib.contextmanager
+def _terminate_means_interrupt() -> Iterator[None]:
+    """SIGTERM/SIGHUP (a driver's timeout, a closed terminal) clean up like Ctrl-C.
+
+    mkosi runs in its own process group, so killing ours alone would orphan it;
+    turning the signal into KeyboardInterrupt lets the runner stop mkosi's group
+    and the builder remove its temporary files.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    old = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import threading
 import time
 import warnings
@@ -199,3 +200,52 @@ def test_uefi_ipxe_chains_to_the_boot_url(built: dict, tmp_path: Path) -> None:
     assert f"chain http://10.0.2.2:{port}/api/v0/pxe/boot?uuid={UUID}&buildarch=x86_64" in text
 
 
+
+
+def _pids_mentioning(text: str) -> list[int]:
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = (Path("/proc") / pid / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd:
+            out.append(int(pid))
+    return out
+
+
+def test_terminating_a_real_build_leaves_no_process_mount_or_partial_artifact(tmp_path: Path) -> None:
+    """SIGTERM (a driver's timeout; Ctrl-C takes the same path) in the middle of mkosi."""
+    wd = tmp_path / "wd"
+    seen: list[str] = []
+    started = threading.Event()
+
+    def on_line(line: str) -> None:
+        seen.append(line)
+        if "Execute Command: mkosi " in line:
+            started.set()
+
+    repo = Path(__file__).resolve().parents[2]
+    proc = shell.spawn([sys.executable, "-m", "runbook_lib.sandbox", "build",
+                        "--task", "create-ephemeral-image", "--force", "--workdir", str(wd)],
+                       cwd=repo, env={"PYTHONPATH": str(repo)}, on_line=on_line,
+                       log_path=tmp_path / "build.out")
+    try:
+        assert started.wait(timeout=1200), "mkosi never started:\n" + "\n".join(seen[-20:])
+        time.sleep(20)  # well inside debootstrap/apt
+        staging = f"/staging/create-ephemeral-image-{proc.pid}"
+        assert _pids_mentioning(staging), "mkosi is not running"
+        proc.popen.send_signal(15)
+        rc = proc.wait(timeout=60)
+    finally:
+        proc.stop()
+    assert rc == 2
+    assert any("interrupted" in ln for ln in seen)
+    time.sleep(1)
+    assert not _pids_mentioning(staging), "mkosi or its children survived"
+    assert staging not in Path("/proc/self/mountinfo").read_text()
+    assert not any(staging in p for p in map(str, paths.cache_dir().glob("staging/*")))
+    art = paths.artifacts_dir(wd, "x86_64")
+    assert not art.exists() or not [p.name for p in art.iterdir() if p.name.startswith(("carbide", ".carbide"))]
