@@ -28,7 +28,7 @@ from typing import Callable, Iterator
 from .. import paths, shell
 from ..result import Status, StepResult
 from . import image, inputs, ipxe, progress, scripts
-from .runner import BuildFailure, EnvironmentProblem, Runner, SandboxProblem
+from .runner import EnvironmentProblem, Runner, SandboxProblem
 from .tasks import (ALL_TASK, ARCH, EXPECTED_ARTIFACTS, IMAGE_TASK, IPXE_TASK, PROVENANCE_FILE,
                     TASKS, plan)
 

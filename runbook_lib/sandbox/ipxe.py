@@ -14,7 +14,6 @@ and unpacked with ``dpkg-deb -x``; the chain script goes beside it as
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from dataclasses import asdict, dataclass
