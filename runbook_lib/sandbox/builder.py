@@ -189,7 +189,6 @@ class Builder:
         self.runner = runner
         self.dest = paths.artifacts_dir(workdir, ARCH)
         self.mirror = (opts.mirror or ipxe.system_mirror()).rstrip("/")
-        self.provenance: dict[str, object] | None = None
         self.facts: dict[str, object] = {}
         self.lock_wait_s = 0.0
 
@@ -201,7 +200,9 @@ class Builder:
         stamp = outdir / "stamp.json"
         if not stamp.exists():
             return None
-        names = json.loads(stamp.read_text()).get("artifacts", [])
+        data = json.loads(stamp.read_text())
+        names = data.get("artifacts", [])
+        self.facts.update(data.get("facts") or {})
         return names if names and all((outdir / n).is_file() for n in names) else None
 
     def _installed_matches(self, task: str, key: str, names: list[str], outdir: Path) -> bool:
@@ -307,6 +308,7 @@ class Builder:
                 names = sorted(p.name for p in tmp_out.iterdir() if p.is_file())
                 (tmp_out / "stamp.json").write_text(json.dumps(
                     {"task": task, "key": key, "artifacts": names,
+                     "facts": self.facts if task == IMAGE_TASK else {},
                      "inputs": inputs.describe_parts(parts, ["root_password", "script"])},
                     indent=2, sort_keys=True, default=str))
                 shutil.rmtree(outdir, ignore_errors=True)
