@@ -83,6 +83,9 @@ FAILURES: list[tuple[str, str, str]] = [
      "iPXE reported an error: open the ipxe.org link for its meaning"),
     ("efi_stub_error", r"EFI stub: ERROR",
      "the UKI could not load (often too little memory for its initrd): give the VM >= 2048 MB"),
+    ("initramfs_unpack", r"Initramfs unpacking failed",
+     "the kernel could not unpack the initrd (out of memory or a corrupt carbide.root): give the VM "
+     "more memory (memory_mb >= 2048; the docs use 4096) or rebuild the image"),
     ("root_mount", r"VFS: Unable to mount root fs",
      "the kernel found no root filesystem: the initrd is missing or not passed (check the boot "
      "script's initrd line and carbide.root)"),
@@ -134,6 +137,7 @@ ANCHORS: dict[str, tuple[bytes, ...]] = {
     "http_not_found": (b"ipxe.org",),
     "ipxe_error": (b"ipxe.org",),
     "efi_stub_error": (b"EFI stub: ERROR",),
+    "initramfs_unpack": (b"Initramfs unpacking failed",),
     "root_mount": (b"VFS: Unable to mount root fs",),
     "kernel_panic": (b"Kernel panic - not syncing",),
     "kernel_oops": (b"Oops", b"BUG: ", b"Unhandled fault", b"[ cut here ]"),

@@ -25,7 +25,7 @@ Event = Milestone | Failure
 
 # Failures that end the run (the boot cannot recover from them).
 FATAL_KINDS = frozenset({
-    "kernel_panic", "root_mount", "emergency_mode", "chain_loop", "efi_stub_error",
+    "kernel_panic", "root_mount", "initramfs_unpack", "emergency_mode", "chain_loop", "efi_stub_error",
     "http_connection", "http_not_found", "no_bootable", "no_dhcp_offer", "tftp_error",
 })
 FATAL_GRACE_S = 2.0

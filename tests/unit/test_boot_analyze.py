@@ -188,3 +188,20 @@ def test_custom_success_pattern(tmp_path: Path) -> None:
     an.feed_line("[+   2.000s] service says READY-42 now")
     res = an.finish()
     assert res.verdict == "PASS" and res.success_line == 2
+
+
+def test_too_little_memory_fails_unpacking_the_initramfs() -> None:
+    an = analyze_file(LOGS / "uefi_512mb_initramfs_unpack_failed.log")
+    ff = an.first_failure
+    assert an.verdict == "FAIL"
+    assert ff is not None and ff.kind == "initramfs_unpack"
+    assert "memory_mb" in ff.hint
+    assert an.milestone("efi_stub") is not None  # the UKI itself loaded
+
+
+def test_uefi_standin_down_through_autoexec_chain() -> None:
+    an = analyze_file(LOGS / "uefi_standin_down.log")
+    ff = an.first_failure
+    assert ff is not None and ff.kind == "http_connection"
+    assert ff.link and ff.link.startswith("https://ipxe.org/")
+    assert an.last_milestone == "ipxe_dhcp" and "boot_script" not in names(an)
