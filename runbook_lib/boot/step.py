@@ -108,8 +108,9 @@ def preflight(params: dict[str, Any], probe: Callable[[], Any] = probe_kvm) -> P
                                 "script itself"))
     if params["firmware"] == "uefi" and params["memory_mb"] < MIN_UKI_MEMORY_MB:
         checks.append(Check("memory", "warn",
-                            f"{params['memory_mb']} MB is too little to load the UKI and its initrd "
-                            "(EFI stub: ERROR: Failed to load initrd)", "memory_mb = 4096"))
+                            f"{params['memory_mb']} MB is likely too little for the UKI's initrd "
+                            "(seen here: 'Initramfs unpacking failed' at 512 MB; with bigger UKIs "
+                            "'EFI stub: ERROR: Failed to load initrd')", "memory_mb = 4096"))
     else:
         checks.append(Check("memory", "ok", f"{params['memory_mb']} MB, {params['cpus']} vCPUs"))
     # acceleration
