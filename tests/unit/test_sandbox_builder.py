@@ -224,3 +224,17 @@ def test_disk_full_while_installing_is_reported_and_leaves_no_partial_file(tmp_p
         assert "ipxe.efi" not in left and not [n for n in left if ".tmp-" in n]
     finally:
         shell.run(["umount", str(wd)], timeout=30)
+
+
+def test_unreachable_mirror_fails_the_image_build_before_mkosi(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mirror = f"http://127.0.0.1:{port}/debian"
+    lines: list[str] = []
+    r = builder.build("create-ephemeral-image", tmp_path / "wd", cache=tmp_path / "cache",
+                      mirror=mirror, on_line=lines.append)
+    assert r.status is Status.ERROR and r.status.exit_code == 2
+    assert mirror in (r.cause or "")
+    assert not any("Execute Command: mkosi" in ln for ln in lines)
+    assert lines[-1] == progress.build_failed()
