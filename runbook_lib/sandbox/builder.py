@@ -239,9 +239,15 @@ class Builder:
                                          f"free at least {MIN_FREE_BYTES / 1024**3:.0f} GB there and rebuild")
 
     def _build_image(self, staging: Path, out: Path) -> None:
-        self.facts.update(image.build_image(
-            self.runner, scripts.tree_root() / "mkosi", staging, self.cache / "mkosi-packages", out,
-            self.opts.root_password, self.mirror, self.opts.cmdline))
+        # mkosi bind-mounts over the host's /etc/apt: with a private cache dir (tests, benchmarks)
+        # also take the user's global lock, so no two mkosi runs ever overlap on this host.
+        global_cache = paths.cache_dir()
+        host_lock = (build_lock(global_cache, self.runner.say)
+                     if self.cache.resolve() != global_cache.resolve() else contextlib.nullcontext())
+        with host_lock:
+            self.facts.update(image.build_image(
+                self.runner, scripts.tree_root() / "mkosi", staging, self.cache / "mkosi-packages", out,
+                self.opts.root_password, self.mirror, self.opts.cmdline))
 
     def _build_ipxe(self, staging: Path, out: Path) -> None:
         script_text = scripts.chain_script(self.opts.port)
