@@ -72,6 +72,7 @@ def test_bios_nic_rom_with_swtpm_reaches_login(tmp_path: Path) -> None:
     reached = [m.name for m in run.analysis.milestones]
     assert {"kernel_fetched", "initrd_fetched", "linux_version", "login_prompt"} <= set(reached)
     assert "tpm-tis,tpmdev=tpm0" in run.command
+    assert "tpm_detected" in reached  # the guest kernel found swtpm's TPM 2.0
     assert Path(run.logs["swtpm"]).exists()
     assert any("ipxe.kpxe was not exercised" in n for n in run.notes)
 
