@@ -121,7 +121,7 @@ def test_no_bootfile(tmp_path: Path) -> None:
 def test_hang_times_out_naming_the_last_milestone(tmp_path: Path) -> None:
     # rdinit= runs sleep instead of systemd: the kernel boots, then nothing more happens.
     script = BootScript(mode="kernel", cmdline="console=ttyS0,115200 rdinit=/usr/bin/sleep 3600")
-    run, data = boot(tmp_path, params(firmware="bios", timeout_s=90), script=script)
+    run, data = boot(tmp_path, params(firmware="bios", timeout_s=60), script=script)
     assert run.status is Status.FAIL
     ff = run.analysis.first_failure
     assert ff.kind == "timeout"
