@@ -181,14 +181,37 @@ class Proc:
         self.stop()
 
 
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a group; zombies wait for a reaper, not for us."""
+    members = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 2 and fields[0] != b"Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
-        return True
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    if os.path.isdir("/proc/self"):
+        return bool(_group_members(pgid))
+    return True
 
 
 def kill_group(pgid: int, grace: float = 5.0, popen: subprocess.Popen[bytes] | None = None) -> None:
