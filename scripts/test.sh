@@ -5,8 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-if [ "$#" -eq 0 ]; then
-    set -- tests notebooks
-fi
+# With no path given, pytest takes testpaths from pyproject.toml: tests/ and notebooks/.
 exec .venv/bin/python -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
     --nbval-cell-timeout 3600 "$@"
