@@ -56,7 +56,11 @@ def _texts(output: Any) -> list[tuple[Any, str]]:
 
 
 def redact_notebook(nb: Any, secret_values: Mapping[str, Any]) -> Any:
-    """Replace secret parameter values everywhere: papermill metadata, injected cell, outputs."""
+    """Replace secret parameter values everywhere: papermill metadata, injected cell, outputs.
+
+    `secret_values` maps each secret parameter's name to its value; a value of None masks
+    the parameter in the metadata only.
+    """
     nb = copy.deepcopy(nb)
     values = [str(v) for v in secret_values.values() if v not in (None, "")]
     pm = nb.metadata.get("papermill", {})

@@ -98,3 +98,19 @@ def test_report_rebuilds_from_a_shared_notebook(tmp_path):
     assert res.returncode == 0
     html = copy.with_suffix(".html").read_text()
     assert "tools.step1(ctx" not in html and ">mkosi<" in html
+
+
+def test_secret_parameter_is_redacted_but_its_public_default_is_not(tmp_path, repo):
+    """Step 2's root_password: a real value is scrubbed everywhere; the documented default is not."""
+    from runbook_lib.report.export import write_reports
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["papermill"] = {"parameters": {"root_password": "Hunter2-xyz"}}
+    nb.cells = [nbformat.v4.new_code_cell(
+        "print('x')", outputs=[nbformat.v4.new_output(
+            "stream", name="stdout", text="pw Hunter2-xyz in /root/.local/share/carbide-runbooks\n")])]
+    path = tmp_path / "r.ipynb"
+    nbformat.write(nb, path)
+    write_reports(path, "02_build_ipxe_image", {"root_password": "Hunter2-xyz"})
+    text = path.read_text() + path.with_suffix(".html").read_text() + path.with_suffix(".json").read_text()
+    assert "Hunter2-xyz" not in text and "carbide-runbooks" in text

@@ -62,3 +62,14 @@ def test_write_reports_produces_three_files(tmp_path):
     data = json.loads(paths["json"].read_text())
     assert data["status"] == "PASS" and data["exit_code"] == 0
     assert data["parameters"]["root_password"] == "***"
+
+
+def test_cli_scrubs_a_real_secret_but_not_the_documented_default():
+    from runbook_lib.cli import secret_values
+    from runbook_lib.params import STEP2
+
+    assert secret_values(STEP2, {"root_password": "Hunter2-xyz"}) == {"root_password": "Hunter2-xyz"}
+    assert secret_values(STEP2, {"root_password": STEP2.param("root_password").default}) == {"root_password": None}
+    assert secret_values(STEP2, {}) == {"root_password": None}
+    nb = redact_notebook(_nb([], secret="carbide"), {"root_password": None})
+    assert nb.metadata["papermill"]["parameters"]["root_password"] == "***"
