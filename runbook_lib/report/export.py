@@ -107,7 +107,8 @@ def summarize(nb: Any, name: str) -> Summary:
                 payload = data[RESULT_MIME]
                 if isinstance(payload, str):
                     payload = json.loads(payload)
-                steps.append(payload)
+                if payload not in steps:  # a result shown again (e.g. a verdict cell) counts once
+                    steps.append(payload)
             if out.get("output_type") == "error" and error is None:
                 error = {"cell": index, "ename": out.get("ename"), "evalue": out.get("evalue"),
                          "source": cell.get("source", "")[:500]}

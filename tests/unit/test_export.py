@@ -73,3 +73,8 @@ def test_cli_scrubs_a_real_secret_but_not_the_documented_default():
     assert secret_values(STEP2, {}) == {"root_password": None}
     nb = redact_notebook(_nb([], secret="carbide"), {"root_password": None})
     assert nb.metadata["papermill"]["parameters"]["root_password"] == "***"
+
+
+def test_a_result_displayed_twice_counts_once():
+    r = StepResult("boot", Status.PASS, "login prompt")
+    assert len(summarize(_nb([r, r]), "nb").steps) == 1
