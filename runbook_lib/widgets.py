@@ -23,7 +23,7 @@ def install_panel(result: "tools.Step1Result", log_dir: Path | None = None) -> A
 
     report = result.report
     pkgs = report.installable_packages() if report else []
-    if not pkgs:
+    if report is None or not pkgs:
         return w.HTML("<i>Nothing to install: every tool with a Debian package is present.</i>")
     boxes = [w.Checkbox(value=True, description=p, indent=False) for p in pkgs]
     button = w.Button(description="Install selected", button_style="primary", icon="download")

@@ -348,7 +348,7 @@ class BootLogAnalyzer:
                 self.ipxe_starts += 1
                 if self.ipxe_starts >= CHAIN_LOOP_LIMIT and not self._loop_reported:
                     self._loop_reported = True
-                    f = Failure("chain_loop", line_no, line_text(),
+                    f: Failure | None = Failure("chain_loop", line_no, line_text(),
                                 f"iPXE started {self.ipxe_starts} times: the firmware keeps loading "
                                 "ipxe.efi because its script never chains the boot URL (stock iPXE "
                                 "without a script, or a script that fails); check autoexec.ipxe / "

@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TextIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..sandbox.scripts import KERNEL_CMDLINE
@@ -140,7 +140,7 @@ class StandIn:
         self._thread: threading.Thread | None = None
         self._t0 = time.monotonic()
         self._lock = threading.Lock()
-        self._log_fh = None
+        self._log_fh: TextIO | None = None
 
     @property
     def url(self) -> str:

@@ -354,7 +354,8 @@ def _tasks_table(o: RunOutcome, t: Target):
 
 def _annotate_ipxe_rows(inv: art.Inventory, prov: Mapping[str, Any]) -> None:
     """Say in the artifact table how the iPXE binaries were produced (ipxe.provenance.json)."""
-    files = prov.get("files") if isinstance(prov.get("files"), dict) else {}
+    raw_files = prov.get("files")
+    files: dict[str, Any] = raw_files if isinstance(raw_files, dict) else {}
     how = str(prov.get("path") or prov.get("method") or "?")
     origin = str(prov.get("origin") or prov.get("source") or prov.get("version") or "")
     for row in inv.rows:

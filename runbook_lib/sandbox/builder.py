@@ -337,7 +337,7 @@ class Builder:
 
 
 def _artifact_rows(dest: Path) -> list[dict[str, object]]:
-    rows = []
+    rows: list[dict[str, object]] = []
     for exp in EXPECTED_ARTIFACTS:
         p = dest / exp.name
         size = p.stat().st_size if p.is_file() else None
