@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -52,6 +53,8 @@ class StepResult:
     tables: dict[str, Any] = field(default_factory=dict)  # name -> pandas DataFrame
     logs: dict[str, str] = field(default_factory=dict)  # name -> path of a full log
 
+    max_table_rows = 200  # per table shown in HTML (class attribute, not a field)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "step": self.step,
@@ -87,13 +90,26 @@ class StepResult:
             parts.append(f"<div>Full logs:<ul>{items}</ul></div>")
         return "".join(parts)
 
+    def tables_html(self) -> str:
+        """Every table of this result: escaped, status-coloured, bounded (report.render)."""
+        from .report.render import table_html
+
+        parts = []
+        for name, df in self.tables.items():
+            if not hasattr(df, "style"):
+                continue
+            uid = re.sub(r"\W+", "_", f"{self.step}_{name}").strip("_").lower()
+            parts.append(f"<details open><summary><b>{html.escape(name)}</b> ({len(df)} rows)"
+                         f"</summary>{table_html(df, max_rows=self.max_table_rows, uid=uid)}</details>")
+        return "".join(parts)
+
     def _repr_html_(self) -> str:
-        return self.headline_html()
+        return self.headline_html() + self.tables_html()
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         return {
             "text/plain": str(self),
-            "text/html": self.headline_html(),
+            "text/html": self._repr_html_(),
             RESULT_MIME: self.headline(),
         }
 

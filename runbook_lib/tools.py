@@ -412,24 +412,9 @@ def install_packages(packages: list[str], *, log_path: Path | None = None, dry_r
 
 @dataclass
 class Step1Result(StepResult):
-    before: Any = None  # DataFrame
-    after: Any = None
+    """Tables: `tools` (the latest check) and, after an install, `tools before install`."""
+
     report: "ToolReport | None" = None  # the latest check, for the install panel
-
-    def _repr_html_(self) -> str:
-        from .report.render import table_html
-        parts = [self.headline_html()]
-        if self.after is not None and self.before is not None:
-            parts.append("<h4>Before</h4>" + table_html(self.before, uid="tools_before"))
-            parts.append("<h4>After</h4>" + table_html(self.after, uid="tools_after"))
-        elif self.before is not None:
-            parts.append(table_html(self.before, uid="tools"))
-        return "".join(parts)
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle = super()._repr_mimebundle_(include, exclude)
-        bundle["text/html"] = self._repr_html_()
-        return bundle
 
 
 def summarize(report: ToolReport, install: InstallOutcome | None = None,
@@ -448,9 +433,9 @@ def _summarize(report: ToolReport, install: InstallOutcome | None = None,
     accel_note = ""
     if kvm is not None:
         accel_note = "; KVM usable" if kvm.status == "ok" else "; KVM unusable, boots will use TCG"
-    common: dict[str, Any] = dict(tables={"tools": df})
-    if before is not None:
-        common["tables"]["tools_before"] = before.frame()
+    tables = {"tools before install": before.frame()} if before is not None else {}
+    tables["tools"] = df
+    common: dict[str, Any] = dict(tables=tables)
     if install and install.log_path:
         common["logs"] = {"apt": install.log_path}
     if install and install.status != Status.PASS:
@@ -459,12 +444,11 @@ def _summarize(report: ToolReport, install: InstallOutcome | None = None,
                            fix=(f"check the package name and the apt sources, then run: {install.command}"
                                 if install.status == Status.FAIL else
                                 "fix the environment as stated, then re-run this step"),
-                           details={"install_command": install.command},
-                           before=(before or report).frame(), after=df if before else None, **common)
+                           details={"install_command": install.command}, **common)
     if not report.platform.apt and missing:
         return Step1Result("install build tools", Status.ERROR, "no apt-get on this host",
                            cause=f"{report.platform.distro}: not a Debian/Ubuntu host",
-                           fix=MANUAL_INSTALL, before=df, **common)
+                           fix=MANUAL_INSTALL, **common)
     if missing:
         first = missing[0]
         pkgs = report.installable_packages()
@@ -476,15 +460,14 @@ def _summarize(report: ToolReport, install: InstallOutcome | None = None,
                            f"{len(missing)} of {total_req} required tools not usable: "
                            + ", ".join(c.tool for c in missing),
                            cause=f"{first.tool}: {first.status} ({first.found or 'not found'})",
-                           fix=fix, before=(before or report).frame(), after=df if before else None,
+                           fix=fix,
                            **common)
     installed = f"; installed {', '.join(install.packages)}" if install and install.ran else ""
     if install and not install.ran and install.command:
         installed = f"; dry run, would run: {install.command}"
     return Step1Result("install build tools", Status.PASS,
                        f"all {total_req} required tools ok for mode {report.mode}{installed}{accel_note}",
-                       details={"install_command": install.command if install else ""},
-                       before=(before or report).frame(), after=df if before else None, **common)
+                       details={"install_command": install.command if install else ""}, **common)
 
 
 def run_step1(mode: str = "sandbox", install_missing: bool = False, dry_run: bool = False,

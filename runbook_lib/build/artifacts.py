@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..report.render import human_size
+
 K = 1024
 M = 1024 * 1024
 
@@ -34,8 +36,8 @@ class ArtifactSpec:
     produced_by: str = ""  # task that writes it, when known
 
     def band(self) -> str:
-        hi = human(self.max_bytes) if self.max_bytes else "∞"
-        return f"{human(self.min_bytes)} – {hi}" + (f" (docs: {self.about})" if self.about else "")
+        hi = human_size(self.max_bytes) if self.max_bytes else "∞"
+        return f"{human_size(self.min_bytes)} – {hi}" + (f" (docs: {self.about})" if self.about else "")
 
 
 PROFILES: dict[str, tuple[ArtifactSpec, ...]] = {
@@ -96,17 +98,6 @@ def expected_set(profile_specs: Iterable[ArtifactSpec], named_in_tree: Iterable[
     return specs
 
 
-def human(n: int | None) -> str:
-    if n is None:
-        return "-"
-    x = float(n)
-    for unit in ("B", "k", "M", "G", "T"):
-        if x < 1024 or unit == "T":
-            return f"{x:.0f}{unit}" if unit == "B" or x >= 10 else f"{x:.1f}{unit}"
-        x /= 1024
-    return f"{n}B"
-
-
 def _owner(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
@@ -148,7 +139,7 @@ class ArtifactRow:
             "file": self.name,
             "expected": "yes" if self.expected else "no",
             "status": self.status,
-            "size": human(self.size) if self.size is not None else "-",
+            "size": human_size(self.size) if self.size is not None else "-",
             "bytes": self.size,
             "expected size": self.band,
             "modified": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.mtime)) if self.mtime else "-",
@@ -242,9 +233,9 @@ def _row(name: str, st: os.stat_result, spec: ArtifactSpec | None, build_start: 
         row.status, row.note = "empty", "0 bytes: the build did not write it"
     elif st.st_size < spec.min_bytes:
         row.status = "truncated"
-        row.note = f"smaller than {human(spec.min_bytes)}: an interrupted or failed write?"
+        row.note = f"smaller than {human_size(spec.min_bytes)}: an interrupted or failed write?"
     elif spec.max_bytes and st.st_size > spec.max_bytes:
-        row.status, row.note = "too large", f"larger than {human(spec.max_bytes)}"
+        row.status, row.note = "too large", f"larger than {human_size(spec.max_bytes)}"
     elif fresh is False:
         row.note = "older than this build's start: not rewritten by this run"
     return row

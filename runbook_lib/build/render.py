@@ -1,4 +1,4 @@
-"""A StepResult that also shows its tables and log excerpt (bounded, HTML-escaped)."""
+"""A StepResult that also shows notes and a log excerpt (bounded, HTML-escaped)."""
 
 from __future__ import annotations
 
@@ -17,22 +17,16 @@ class BuildResult(StepResult):
     excerpt: str = ""  # log lines around the first error, already cleaned and redacted
     notes: tuple[str, ...] = ()
 
-    def _tables_html(self) -> str:
-        parts = []
-        for name, df in self.tables.items():
-            try:
-                body = df.to_html(index=False, escape=True, max_rows=MAX_ROWS, border=0)
-            except AttributeError:
-                continue
-            parts.append(f"<details open><summary><b>{html.escape(name)}</b> ({len(df)} rows)"
-                         f"</summary>{body}</details>")
-        return "".join(parts)
+    max_table_rows = MAX_ROWS
 
     def headline_html(self) -> str:
         out = super().headline_html()
         if self.notes:
             out += "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>"
-        out += self._tables_html()
+        return out
+
+    def _repr_html_(self) -> str:
+        out = super()._repr_html_()
         if self.excerpt:
             out += ("<details open><summary>Log excerpt around the first error</summary>"
                     f"<pre style='max-height:22em;overflow:auto'>{html.escape(clean_text(self.excerpt))}"

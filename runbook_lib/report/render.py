@@ -24,9 +24,13 @@ def table_html(df: Any, status_columns: Iterable[str] = ("status",), max_rows: i
                uid: str = "tbl") -> str:
     """A DataFrame as escaped HTML, status cells coloured, bounded to `max_rows`.
 
-    `uid` fixes the Styler's CSS ids (random by default) so saved outputs are stable.
+    A longer table keeps its first and last rows (like pandas' own repr) and says how many
+    were cut. `uid` fixes the Styler's CSS ids (random by default) so saved outputs are stable.
     """
-    shown = df.head(max_rows)
+    import pandas as pd
+
+    cut = max(len(df) - max_rows, 0)
+    shown = pd.concat([df.head(max_rows - max_rows // 2), df.tail(max_rows // 2)]) if cut else df
     styler = shown.style.hide(axis="index").set_uuid(uid)
     try:
         styler = styler.format(escape="html")
@@ -38,7 +42,7 @@ def table_html(df: Any, status_columns: Iterable[str] = ("status",), max_rows: i
     styler = styler.set_table_styles([
         {"selector": "td, th", "props": "text-align: left; padding: 2px 8px; font-size: 90%"},
     ])
-    more = "" if len(df) <= max_rows else f"<div>… {len(df) - max_rows} more rows in the JSON report</div>"
+    more = f"<div>… {cut} rows cut from the middle; the JSON report has the first 500</div>" if cut else ""
     return styler.to_html() + more
 
 
@@ -55,3 +59,15 @@ def excerpt_html(lines: Iterable[str], title: str = "", highlight: Iterable[int]
         out.append(f"<mark>{text}</mark>" if i in marks else text)
     head = f"<div><b>{html.escape(title)}</b></div>" if title else ""
     return head + "<pre style='max-height:30em;overflow:auto;font-size:85%'>" + "\n".join(out) + "</pre>"
+
+
+def human_size(n: int | None) -> str:
+    """Compact binary size for tables: 512B, 1.5k, 78M ('-' when unknown)."""
+    if n is None:
+        return "-"
+    x = float(n)
+    for unit in ("B", "k", "M", "G", "T"):
+        if x < 1024 or unit == "T":
+            return f"{x:.0f}{unit}" if unit == "B" or x >= 10 else f"{x:.1f}{unit}"
+        x /= 1024
+    return f"{n}B"

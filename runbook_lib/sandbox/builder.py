@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .. import paths, shell
+from ..report.render import human_size
 from ..result import Status, StepResult
 from . import image, inputs, ipxe, progress, scripts
 from .runner import EnvironmentProblem, Runner, SandboxProblem
@@ -342,22 +343,11 @@ def _artifact_rows(dest: Path) -> list[dict[str, object]]:
         p = dest / exp.name
         size = p.stat().st_size if p.is_file() else None
         ok = size is not None and exp.min_bytes <= size <= exp.max_bytes
-        rows.append({"artifact": exp.name, "bytes": size, "size": _human(size),
-                     "expected": f"{_human(exp.min_bytes)}..{_human(exp.max_bytes)}",
+        rows.append({"artifact": exp.name, "bytes": size, "size": human_size(size),
+                     "expected": f"{human_size(exp.min_bytes)}..{human_size(exp.max_bytes)}",
                      "in band": ok if size is not None else (None if not exp.required else False),
                      "task": exp.produced_by})
     return rows
-
-
-def _human(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def default_log_path(workdir: Path) -> Path:

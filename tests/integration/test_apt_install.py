@@ -32,8 +32,8 @@ def test_install_missing_installs_then_second_run_installs_nothing(tmp_path):
         first = tools.run_step1(install_missing=True, log_dir=tmp_path)
         assert first.status is Status.PASS, str(first)
         assert "installed mtools" in first.summary
-        before = first.before.set_index("tool")
-        after = first.after.set_index("tool")
+        before = first.tables["tools before install"].set_index("tool")
+        after = first.tables["tools"].set_index("tool")
         assert before.loc["mtools", "status"] == "missing" and after.loc["mtools", "status"] == "ok"
         second = tools.run_step1(install_missing=True, log_dir=tmp_path)
         assert second.status is Status.PASS and "installed" not in second.summary
