@@ -87,17 +87,6 @@ def check_report_dir(path: Path) -> str | None:
     return None
 
 
-def secret_values(spec: NotebookSpec, params: dict[str, Any]) -> dict[str, Any]:
-    """Secret parameters -> the value to scrub from the report text, or None.
-
-    Secret parameters are always masked in the notebook metadata; their values are scrubbed
-    from the text too, except the documented default (e.g. the sandbox's "carbide"), which is
-    public and would otherwise mangle every path and name containing it.
-    """
-    return {p.name: (params[p.name] if params.get(p.name) not in (None, "", p.default) else None)
-            for p in spec.params if p.secret}
-
-
 def run_one(spec: NotebookSpec, values: dict[str, Any], report_dir: Path, hide_code: bool,
             quiet: bool, timeout: int | None) -> tuple[Status, dict[str, Path]]:
     import papermill as pm
@@ -134,7 +123,7 @@ def run_one(spec: NotebookSpec, values: dict[str, Any], report_dir: Path, hide_c
     if not output.exists():
         print(f"runbook: error: no executed notebook was written ({failure})", file=sys.stderr)
         return Status.ERROR, {}
-    secrets = secret_values(spec, params)
+    secrets = spec.secret_values(params)
     summary, paths = write_reports(output, spec.name, secrets, hide_code=hide_code)
     elapsed = time.monotonic() - t0
     for step in summary.steps:

@@ -123,8 +123,15 @@ class NotebookSpec:
         """Pick this notebook's parameters out of a notebook's globals() and validate."""
         return self.validate({p.name: ns[p.name] for p in self.params if p.name in ns})
 
-    def secrets(self) -> list[str]:
-        return [p.name for p in self.params if p.secret]
+    def secret_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Secret parameters -> the value to scrub from shared reports, or None.
+
+        Secret parameters are always masked in a notebook's metadata; their values are scrubbed
+        from the text too, except the documented default (the sandbox's "carbide"), which is
+        public and would otherwise mangle every path and file name containing it.
+        """
+        return {p.name: (values[p.name] if values.get(p.name) not in (None, "", p.default) else None)
+                for p in self.params if p.secret}
 
 
 _LOG_DIR = Param("log_dir", str, "",

@@ -3,7 +3,8 @@
 
 Usage: .venv/bin/python scripts/refresh_notebook.py notebooks/01_install_build_tools.ipynb [-p key value]...
 Outputs double as "what you should see" for first-time users and are checked by nbval.
-Papermill's per-run metadata is stripped so diffs stay small.
+Papermill's per-run metadata is stripped so diffs stay small; secret parameters are redacted
+exactly as `runbook run` redacts its reports.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from pathlib import Path
 
 import nbformat
 import papermill as pm
+
+from runbook_lib.params import resolve
+from runbook_lib.report.export import bound_outputs, redact_notebook
 
 
 def main() -> int:
@@ -27,6 +31,9 @@ def main() -> int:
                         cwd=str(nb_path.parent), log_output=True, progress_bar=False,
                         kernel_name="python3")
     nb = nbformat.read(nb_path, as_version=4)
+    spec = resolve(nb_path.name)
+    # The same redaction and bounding as `runbook run`: committed outputs are shared too.
+    nb = bound_outputs(redact_notebook(nb, spec.secret_values(spec.validate(params))))
     nb.metadata.pop("papermill", None)
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)

@@ -65,12 +65,11 @@ def test_write_reports_produces_three_files(tmp_path):
 
 
 def test_cli_scrubs_a_real_secret_but_not_the_documented_default():
-    from runbook_lib.cli import secret_values
     from runbook_lib.params import STEP2
 
-    assert secret_values(STEP2, {"root_password": "Hunter2-xyz"}) == {"root_password": "Hunter2-xyz"}
-    assert secret_values(STEP2, {"root_password": STEP2.param("root_password").default}) == {"root_password": None}
-    assert secret_values(STEP2, {}) == {"root_password": None}
+    assert STEP2.secret_values({"root_password": "Hunter2-xyz"}) == {"root_password": "Hunter2-xyz"}
+    assert STEP2.secret_values({"root_password": STEP2.param("root_password").default}) == {"root_password": None}
+    assert STEP2.secret_values({}) == {"root_password": None}
     nb = redact_notebook(_nb([], secret="carbide"), {"root_password": None})
     assert nb.metadata["papermill"]["parameters"]["root_password"] == "***"
 
@@ -78,3 +77,12 @@ def test_cli_scrubs_a_real_secret_but_not_the_documented_default():
 def test_a_result_displayed_twice_counts_once():
     r = StepResult("boot", Status.PASS, "login prompt")
     assert len(summarize(_nb([r, r]), "nb").steps) == 1
+
+
+def test_a_result_renders_its_tables_escaped():
+    import pandas as pd
+
+    r = StepResult("pre-flight", Status.PASS, "ready",
+                   tables={"checks": pd.DataFrame([{"check": "<qemu>", "status": "ok"}])})
+    page = r._repr_mimebundle_()["text/html"]
+    assert "<b>checks</b> (1 rows)" in page and "&lt;qemu&gt;" in page and "<qemu>" not in page
