@@ -7,7 +7,6 @@ The progress bar advances on ``Running Task:`` lines (cargo-make's, or the sandb
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -18,14 +17,6 @@ from .. import live, shell
 from ..report.sanitize import clean_text, redact
 from .cargo_log import CargoLog, TaskRun
 from .target import Target
-
-
-_PW_ARG = re.compile(r"(--root-password(?:=|\s+))('[^']*'|\S+)")
-
-
-def hide_password(text: str) -> str:
-    """Redact the builder's `--root-password VALUE` (the value itself may be a common word)."""
-    return redact(_PW_ARG.sub(lambda m: m.group(1) + "***", text))
 
 
 class Progress:
@@ -123,7 +114,7 @@ def execute(target: Target, log_path: Path, timeout_s: float, *, force: bool = F
 
     def on_line(line: str) -> None:
         clog.feed(line)
-        tail(hide_password(line))
+        tail(redact(line))
 
     start_wall = time.time()
     t0 = time.monotonic()
@@ -132,7 +123,7 @@ def execute(target: Target, log_path: Path, timeout_s: float, *, force: bool = F
     shown: list[str] = []
     try:
         for argv in argvs:
-            shown.append(hide_password(shell.quote(argv)))
+            shown.append(redact(shell.quote(argv)))
             remaining = max(1.0, deadline - time.monotonic())
             rr = shell.run(argv, timeout=remaining, log_path=log_path, cwd=target.run_dir,
                            env=target.env(root_password), on_line=on_line, tail_lines=400)
@@ -149,12 +140,12 @@ def execute(target: Target, log_path: Path, timeout_s: float, *, force: bool = F
 
 
 def scrub_file(path: Path) -> None:
-    """Redact the root password (on the builder's command line) from a saved log."""
+    """Redact secrets (e.g. the builder's `--root-password VALUE`) from a saved log."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return
-    cleaned = _PW_ARG.sub(lambda m: m.group(1) + "***", text)
+    cleaned = redact(text)
     if cleaned != text:
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(cleaned, encoding="utf-8")

@@ -15,12 +15,13 @@ from typing import Any, Mapping
 from .. import shell
 from ..context import default_log_dir
 from ..params import STEP2
+from ..report.sanitize import redact
 from ..result import Status
 from . import artifacts as art
 from . import manifest as mani
 from . import ownership as own
 from .classify import DEFAULT_CI_ONLY_PATTERN, Verdict, classify
-from .driver import RunOutcome, execute, hide_password
+from .driver import RunOutcome, execute
 from .makefile import artifact_names
 from .render import BuildResult
 from .target import AARCH64_NOTE, Target, TargetError, resolve
@@ -64,7 +65,7 @@ class BuildStep:
         env_problem = self._preflight(t)
         notes = [*t.notes, *t.plan.notes]
         details = {"target": t.to_dict(), "plan": t.plan.to_dict(),
-                   "commands": [hide_password(shell.quote(c)) for c in
+                   "commands": [redact(shell.quote(c)) for c in
                                 t.commands(self.params["force"], self.params["root_password"])]}
         if env_problem:
             cause, fix = env_problem
@@ -148,7 +149,7 @@ class BuildStep:
         return self._keep("run", BuildResult(
             name, v.status, v.summary + f" ({o.duration_s:.0f} s)", cause=v.cause, fix=v.fix,
             details=details, tables={"tasks": tasks_df}, logs={"build": str(o.log_path)},
-            excerpt=hide_password(v.excerpt) if v.status is not Status.PASS or v.kind != "clean" else "",
+            excerpt=redact(v.excerpt) if v.status is not Status.PASS or v.kind != "clean" else "",
             notes=tuple(notes)))
 
     # ---- artifacts ----------------------------------------------------------------------

@@ -10,6 +10,8 @@ _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@
 _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 _SECRET_PATTERNS = [
+    # command-line flags: --root-password VALUE, --api-token='a b'
+    re.compile(r"(?i)(--[\w-]*(?:password|passwd|token|secret)(?:=|\s+))('[^']*'|\"[^\"]*\"|[^\s*]\S*)"),
     re.compile(r"(?i)(Bearer\s+)([A-Za-z0-9._~+/-]+=*)"),
     # key=value / key: value for secret-looking keys (root_password=..., api_key: ...)
     re.compile(r"(?i)\b(\w*(?:password|passwd|token|secret|api[_-]?key)\s*[=:]\s*)([^\s*]\S*)"),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from runbook_lib.build.driver import hide_password, scrub_file
+from runbook_lib.build.driver import scrub_file
+from runbook_lib.report.sanitize import redact
 from runbook_lib.build.render import MAX_ROWS, BuildResult
 from runbook_lib.result import RESULT_MIME, Status
 
@@ -24,8 +25,8 @@ def test_html_escapes_log_excerpt_and_tables_and_bounds_rows():
 
 
 def test_root_password_is_hidden_in_commands_and_logs(tmp_path):
-    assert hide_password("builder --root-password hunter2 --force") == "builder --root-password *** --force"
-    assert hide_password("x --root-password='a b'") == "x --root-password=***"
+    assert redact("builder --root-password hunter2 --force") == "builder --root-password *** --force"
+    assert redact("x --root-password='a b'") == "x --root-password=***"
     log = tmp_path / "build.log"
     log.write_text("$ python -m runbook_lib.sandbox build --root-password carbide\ncarbide.efi ok\n")
     scrub_file(log)

@@ -19,3 +19,9 @@ def test_excerpt_is_escaped_and_bounded():
     html_out = excerpt_html(["<script>alert(1)</script>"] + [f"l{i}" for i in range(100)], max_lines=10)
     assert "<script>" not in html_out and "&lt;script&gt;" in html_out
     assert "l50" not in html_out and "…" in html_out
+
+
+def test_redact_secret_command_line_flags():
+    assert redact("build --root-password hunter2 --force") == "build --root-password *** --force"
+    assert redact("x --root-password='a b' y") == "x --root-password=*** y"
+    assert redact("x --api-token abc") == "x --api-token ***"
