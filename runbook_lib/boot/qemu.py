@@ -71,7 +71,11 @@ def build_argv(cfg: VmConfig) -> list[str]:
         raise ValueError(f"network must be user or bridge, not {cfg.network!r}")
     if cfg.accel not in ("kvm", "tcg"):
         raise ValueError(f"accel must be kvm or tcg here, not {cfg.accel!r}")
-    argv = [cfg.qemu, "-name", "carbide-pxe-client", "-nodefaults", "-machine", "q35", "-accel", cfg.accel,
+    # TCG runs single-threaded: with multi-threaded TCG and several vCPUs, the guest kernel's
+    # cross-CPU code patching (int3 text_poke) was seen to hang the boot here (rcu stall at
+    # ~35 s, no login), once in a dozen boots on a loaded 2-core host.
+    accel = "tcg,thread=single" if cfg.accel == "tcg" else cfg.accel
+    argv = [cfg.qemu, "-name", "carbide-pxe-client", "-nodefaults", "-machine", "q35", "-accel", accel,
             "-m", str(cfg.memory_mb), "-smp", str(cfg.cpus),
             "-uuid", cfg.uuid or default_uuid(cfg.mac)]
     if cfg.accel == "kvm":
