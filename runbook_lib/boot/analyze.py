@@ -38,6 +38,8 @@ WRAP_COLUMNS = 80
 _WRAPPED = re.compile(
     rb"^((?:\[\+\s*\d+\.\d+s\] )?)([^\n]{%d})\n(?:\[\+\s*\d+\.\d+s\] )?([^\n]*)\n" % WRAP_COLUMNS,
     re.MULTILINE)
+# A full row at the end of a chunk: its continuation may only arrive with the next chunk.
+_FULL_ROW_AT_END = re.compile(rb"(?:^|\n)((?:\[\+\s*\d+\.\d+s\] )?[^\n]{%d}\n)\Z" % WRAP_COLUMNS)
 
 # "<hostname> login:"; not anchored at the line end, because kernel messages often
 # land on the same line right after the prompt.
@@ -250,11 +252,19 @@ class BootLogAnalyzer:
         self._loop_reported = False
         self.failure_count = 0  # all failures seen; only the first MAX_FAILURES are kept
         self.wrapped = False  # BIOS console: rows of 80 columns are continued on the next
+        self._held = b""  # a trailing full row held back until its continuation arrives
 
     # ---- feeding -------------------------------------------------------------
-    def feed_chunk(self, chunk: bytes) -> list[Milestone | Failure]:
-        """A chunk of complete lines (ending in b'\\n' unless it is the tail)."""
+    def feed_chunk(self, chunk: bytes, final: bool = False) -> list[Milestone | Failure]:
+        """A chunk of complete lines (ending in b'\\n' unless it is the tail).
+
+        On a wrapping (BIOS) console a full-width last row is held back until the next
+        chunk, so a row split across two reads is still joined; `final` (and finish())
+        flush it.
+        """
         self.bytes += len(chunk)
+        if self._held:
+            chunk, self._held = self._held + chunk, b""
         # Newlines are kept exactly (line numbers are the file's); escapes and bare
         # carriage returns become nothing or a space.
         if b"\x1b" in chunk:
@@ -266,6 +276,10 @@ class BootLogAnalyzer:
             self.wrapped = True
         if self.wrapped:
             chunk = _WRAPPED.sub(rb"\1\2\3\n\n", chunk)
+            held = None if final else _FULL_ROW_AT_END.search(chunk)
+            if held:
+                self._held = held.group(1)
+                chunk = chunk[:held.start(1)]
         events: list[Milestone | Failure] = []
         if self.lines == 0 and "firmware_start" not in self.milestones and chunk.strip():
             first = chunk.split(b"\n", 1)[0]
@@ -406,6 +420,10 @@ class BootLogAnalyzer:
     def finish(self, ended: str = "eof", timeout_s: float | None = None,
                duration_s: float | None = None, verdict: str | None = None) -> Analysis:
         """`ended`: success | timeout | exit | eof (a saved log)."""
+        if self._held:
+            held, self._held = self._held, b""
+            self.bytes -= len(held)  # counted when it first arrived
+            self.feed_chunk(held, final=True)
         ms = sorted(self.milestones.values(), key=lambda m: m.line)
         last = ms[-1].name if ms else None
         failures = list(self.failures)

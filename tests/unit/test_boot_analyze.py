@@ -205,3 +205,19 @@ def test_uefi_standin_down_through_autoexec_chain() -> None:
     assert ff is not None and ff.kind == "http_connection"
     assert ff.link and ff.link.startswith("https://ipxe.org/")
     assert an.last_milestone == "ipxe_dhcp" and "boot_script" not in names(an)
+
+
+def test_bios_row_wrapped_across_two_reads_is_still_joined():
+    """Seen live: the 80-column row and its continuation arrived in different reads."""
+    from runbook_lib.boot.analyze import BootLogAnalyzer
+
+    url = "http://10.0.2.2:56927/public/blobs/internal/x86_64/no-such.vmlinuz... No such fi"
+    assert len(url) == 80
+    an = BootLogAnalyzer()
+    an.feed_chunk(b"[+   0.100s] SeaBIOS (version 1.16.2-debian-1.16.2-1)\n")
+    an.feed_chunk(f"[+   5.445s] {url}\n".encode())
+    an.feed_chunk(b"[+   5.496s] le or directory (http://ipxe.org/2d0c613b)\n")
+    res = an.finish("exit")
+    ff = res.first_failure
+    assert ff.kind == "http_not_found" and "no-such.vmlinuz" in ff.text and ff.code == "2d0c613b"
+    assert res.lines == 3
