@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import shell
 
-SEABIOS = Path("/usr/share/seabios/bios-256k.bin")
+from .system_paths import OVMF_CODE, OVMF_VARS, QEMU, SEABIOS
 
 
 @dataclass
@@ -33,11 +33,8 @@ class KvmProbe:
         return "kvm" if self.usable else "tcg"
 
 
-OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
-OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 
-
-def probe_kvm(qemu: str = "qemu-system-x86_64", seconds: float = 6.0) -> KvmProbe:
+def probe_kvm(qemu: str = QEMU, seconds: float = 6.0) -> KvmProbe:
     """Run the firmware under KVM for a few seconds; any KVM error means unusable.
 
     OVMF is used when installed because it switches to long mode and uses the FPU

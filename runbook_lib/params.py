@@ -25,6 +25,15 @@ class ParamError(ValueError):
         self.name = name
 
 
+def check_regex(name: str, value: str) -> re.Pattern[str]:
+    """Compile a regex parameter now, naming the parameter and the regex error if it is bad."""
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        where = f" at position {exc.pos}" if exc.pos is not None else ""
+        raise ParamError(name, f"{value!r} is not a valid regular expression: {exc.msg}{where}") from None
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -36,6 +45,7 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     pattern: str | None = None  # full-match regex for str values (empty always allowed)
+    regex: bool = False  # the value is itself a regex: compiled when validated, not when first used
 
     def type_name(self) -> str:
         return self.type.__name__
@@ -77,6 +87,8 @@ class Param:
             raise ParamError(self.name, f"{value!r} is above the maximum {self.maximum:g}")
         if self.pattern and isinstance(value, str) and value and not re.fullmatch(self.pattern, value):
             raise ParamError(self.name, f"{value!r} does not match {self.pattern}")
+        if self.regex and isinstance(value, str):
+            check_regex(self.name, value)
         return value
 
     def describe(self) -> dict[str, Any]:
@@ -138,7 +150,8 @@ _LOG_DIR = Param("log_dir", str, "",
                  "directory for full logs; empty = beside the report (set by `runbook run`) "
                  "or ./runs/<timestamp>")
 _WORKDIR = Param("workdir", str, "",
-                 "sandbox work directory holding pxe/static/...; empty = ~/.local/share/carbide-runbooks/sandbox")
+                 "sandbox work directory holding pxe/static/... (step 2 builds there, step 3 boots "
+                 "what is there); empty = ~/.local/share/carbide-runbooks/sandbox")
 
 STEP1 = NotebookSpec(
     name="01_install_build_tools",
@@ -171,7 +184,7 @@ STEP2 = NotebookSpec(
         Param("task", str, "", "override the task(s) (empty = from variant and arch); several "
               "names separated by spaces run one after another like `cargo make a && cargo make b`",
               pattern=r"[A-Za-z0-9_.:-]+([ ,]+[A-Za-z0-9_.:-]+)*"),
-        Param("timeout_s", int, 3600, "timeout of the whole build (seconds)", minimum=1),
+        Param("build_timeout_s", int, 3600, "timeout of the whole build (seconds)", minimum=1),
         Param("chown_user", str, "", "user to chown pxe/static back to; empty = SUDO_USER or the current user",
               pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]*"),
         Param("force", bool, False, "rebuild even when inputs did not change"),
@@ -179,7 +192,7 @@ STEP2 = NotebookSpec(
               secret=True),
         Param("ci_only_pattern", str, "upload|compress|publish|artifactory|push|container-",
               "regex on the failing task's name: a failure there is the docs' expected unclean exit "
-              "(PASS only if every expected artifact is present and fresh)"),
+              "(PASS only if every expected artifact is present and fresh)", regex=True),
         Param("artifact_profile", str, "auto", "expected artifact set: auto (from the tree), docs "
               "(carbide.efi/.manifest/.root, ipxe.efi/.kpxe), scout (newer trees) or sandbox",
               choices=("auto", "docs", "scout", "sandbox")),
@@ -195,7 +208,8 @@ STEP3 = NotebookSpec(
     description="PXE boot the artifacts in QEMU, capture the serial console, explain the boot.",
     aliases=("03", "boot", "pxe_boot_vm"),
     params=(
-        Param("artifacts_dir", str, "", "directory with ipxe.efi, carbide.efi ...; empty = the sandbox output"),
+        Param("artifacts_dir", str, "", "directory with ipxe.efi, carbide.efi ...; empty = the sandbox "
+              "output under workdir (or carbide_root_dir's)"),
         Param("carbide_root_dir", str, "", "carbide checkout whose pxe/static/blobs/internal/<arch> to boot"),
         Param("arch", str, "x86_64", "artifact architecture", choices=("x86_64",)),
         Param("firmware", str, "uefi", "uefi (OVMF) or bios (SeaBIOS)", choices=("uefi", "bios")),
@@ -211,10 +225,11 @@ STEP3 = NotebookSpec(
               pattern=r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"),
         Param("tpm", bool, False, "attach a software TPM 2.0 (swtpm)"),
         Param("port", int, 8080, "port of the carbide-pxe stand-in", minimum=1, maximum=65535),
-        Param("timeout_s", int, 300, "give up after this many seconds", minimum=1),
+        Param("boot_timeout_s", int, 300, "give up the boot after this many seconds", minimum=1),
         Param("success_pattern", str, r"[\w.-]+ login:", "regex on the serial console that means success "
-              "(not anchored: kernel messages may follow the prompt on its line)"),
+              "(not anchored: kernel messages may follow the prompt on its line)", regex=True),
         Param("extra_args", str, "", "extra QEMU arguments (split like a shell would, never run by one)"),
+        _WORKDIR,
         _LOG_DIR,
     ),
 )

@@ -9,251 +9,30 @@ Debian packages are installed in one apt transaction, elevated only when not roo
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from . import shell
-from .accel import probe_kvm
+from .params import STEP1
 from .result import Status, StepResult
+from .step import Step
 
-MKOSI_MIN = (14,)
-QEMU = "qemu-system-x86_64"
-OVMF_FILES = ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd")
-EFI_STUB = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
-BRIDGE_HELPER = "/usr/lib/qemu/qemu-bridge-helper"
-BRIDGE_CONF = Path("/etc/qemu/bridge.conf")
+from .requirements import (MKOSI_MIN, TOOLS, Check, Needs, Requirement, ToolSpec, apt_fix,  # noqa: F401
+                           check_bridge_conf, check_deb_src, check_one, dpkg_version, for_step,
+                           is_required, parse_version, version_tuple)
+from .requirements import REGISTRY
+from .system_paths import OS_RELEASE
+
 APT_TIMEOUT_S = 1800.0
+STEP = "step 1: tools"
+RUN_PART = STEP + ": run"
 
 
-@dataclass(frozen=True)
-class ToolSpec:
-    """A thing to check. `kind`: command, file, cargo-subcommand, bridge-conf, deb-src, kvm, disk."""
-
-    name: str
-    needed_for: str
-    package: str | None
-    kind: str = "command"
-    target: str = ""  # command name or file path
-    version_argv: tuple[str, ...] = ()
-    requires: str = "always"  # always | sandbox | carbide | bridge | tpm | info
-    fix: str = ""
-    min_version: tuple[int, ...] | None = None
-
-
-@dataclass
-class Check:
-    tool: str
-    needed_for: str
-    required: bool
-    status: str  # ok | missing | too old | unusable | info
-    found: str = ""
-    version: str = ""
-    package: str | None = None
-    fix: str = ""
-
-    @property
-    def installable(self) -> bool:
-        return self.status in ("missing", "too old") and bool(self.package)
-
-    def to_row(self) -> dict[str, Any]:
-        return {
-            "tool": self.tool,
-            "needed for": self.needed_for,
-            "found": self.found,
-            "version": self.version,
-            "required": "yes" if self.required else "no",
-            "status": self.status,
-            "fix": self.fix if self.status not in ("ok", "info") else "",
-        }
-
-
-def _spec_list() -> list[ToolSpec]:
-    s1, s2, s3 = "step 1: build tools", "step 2: build", "step 3: boot"
-    return [
-        ToolSpec("mkosi", s1, "mkosi", target="mkosi", version_argv=("mkosi", "--version"),
-                 min_version=MKOSI_MIN),
-        ToolSpec("debootstrap", s1, "debootstrap", target="debootstrap",
-                 version_argv=("debootstrap", "--version")),
-        ToolSpec("systemd-boot EFI stub", s2 + " (UKI)", "systemd-boot-efi", kind="file",
-                 target=EFI_STUB, requires="sandbox"),
-        ToolSpec("objcopy", s2 + " (UKI)", "binutils", target="objcopy",
-                 version_argv=("objcopy", "--version"), requires="sandbox"),
-        ToolSpec("zstd", s2 + " (carbide.root)", "zstd", target="zstd",
-                 version_argv=("zstd", "--version"), requires="sandbox"),
-        ToolSpec("cpio", s2 + " (carbide.root)", "cpio", target="cpio",
-                 version_argv=("cpio", "--version"), requires="sandbox"),
-        ToolSpec("dpkg-deb", s2 + " (prebuilt iPXE)", "dpkg", target="dpkg-deb",
-                 version_argv=("dpkg-deb", "--version"), requires="sandbox"),
-        ToolSpec("gcc", s2 + " (iPXE from source)", "gcc", target="gcc",
-                 version_argv=("gcc", "--version"), requires="sandbox"),
-        ToolSpec("make", s2 + " (iPXE from source)", "make", target="make",
-                 version_argv=("make", "--version"), requires="sandbox"),
-        ToolSpec("perl", s2 + " (iPXE from source)", "perl", target="perl",
-                 version_argv=("perl", "-e", "print $^V"), requires="sandbox"),
-        ToolSpec("liblzma-dev", s2 + " (iPXE from source)", "liblzma-dev", kind="file",
-                 target="/usr/include/lzma.h", requires="sandbox"),
-        ToolSpec("mtools", s2 + " (iPXE from source)", "mtools", target="mformat",
-                 version_argv=("mformat", "--version"), requires="sandbox"),
-        ToolSpec("iPXE source (deb-src)", s2 + " (iPXE from source)", None, kind="deb-src",
-                 target="ipxe", requires="info"),
-        ToolSpec("git", s2 + " (carbide)", "git", target="git", version_argv=("git", "--version"),
-                 requires="carbide"),
-        ToolSpec("cargo", s2 + " (carbide)", "cargo", target="cargo",
-                 version_argv=("cargo", "--version"), requires="carbide"),
-        ToolSpec("cargo-make", s2 + " (carbide)", None, kind="cargo-subcommand", target="make",
-                 requires="carbide", fix="cargo install cargo-make"),
-        ToolSpec("qemu-system-x86_64", s3, "qemu-system-x86", target=QEMU,
-                 version_argv=(QEMU, "--version")),
-        ToolSpec("OVMF (UEFI firmware)", s3, "ovmf", kind="file", target=" ".join(OVMF_FILES)),
-        ToolSpec("SeaBIOS (BIOS firmware)", s3, "seabios", kind="file",
-                 target="/usr/share/seabios/bios-256k.bin"),
-        ToolSpec("QEMU NIC ROM (iPXE)", s3 + " (BIOS)", "ipxe-qemu", kind="file",
-                 target="/usr/lib/ipxe/qemu/efi-virtio.rom"),
-        ToolSpec("swtpm", s3 + " (TPM)", "swtpm", target="swtpm",
-                 version_argv=("swtpm", "--version"), requires="tpm"),
-        ToolSpec("swtpm_setup", s3 + " (TPM)", "swtpm-tools", target="swtpm_setup",
-                 version_argv=("swtpm_setup", "--version"), requires="tpm"),
-        ToolSpec("qemu-bridge-helper", s3 + " (bridge)", "qemu-system-common", kind="file",
-                 target=BRIDGE_HELPER, requires="bridge"),
-        ToolSpec("bridge.conf allows carbide0", s3 + " (bridge)", None, kind="bridge-conf",
-                 target=str(BRIDGE_CONF), requires="bridge",
-                 fix=("sudo mkdir -p /etc/qemu && echo 'allow carbide0' | "
-                      "sudo tee -a /etc/qemu/bridge.conf")),
-        ToolSpec("dnsmasq", s3 + " (bridge tests)", "dnsmasq-base", target="dnsmasq",
-                 version_argv=("dnsmasq", "--version"), requires="bridge"),
-        ToolSpec("ip (iproute2)", s3 + " (bridge)", "iproute2", target="ip",
-                 version_argv=("ip", "-V"), requires="bridge"),
-        ToolSpec("KVM", s3 + " (speed)", None, kind="kvm", requires="info"),
-    ]
-
-
-def is_required(spec: ToolSpec, mode: str, want_bridge: bool, want_tpm: bool) -> bool:
-    return {
-        "always": True,
-        "sandbox": mode == "sandbox",
-        "carbide": mode == "carbide",
-        "bridge": want_bridge,
-        "tpm": want_tpm,
-        "info": False,
-    }[spec.requires]
-
-
-_DOTTED = re.compile(r"\d+(?:\.\d+)+(?:[-+~][\w.+~-]*)?")
-_BARE = re.compile(r"\b\d+\b")
-
-
-def parse_version(text: str) -> str:
-    """The version in a tool's first output line: dotted versions win over bare numbers."""
-    first = next((ln for ln in text.splitlines() if ln.strip()), "")
-    m = _DOTTED.search(first) or _BARE.search(first)
-    return m.group(0) if m else first.strip()[:40]
-
-
-def version_tuple(version: str) -> tuple[int, ...]:
-    nums = re.match(r"\d+(?:\.\d+)*", version)
-    return tuple(int(x) for x in nums.group(0).split(".")) if nums else ()
-
-
-def dpkg_version(package: str) -> str:
-    if not shutil.which("dpkg-query"):
-        return ""
-    res = shell.capture(["dpkg-query", "-W", "-f=${Version}", package], timeout=15)
-    return res.tail[0].strip() if res.ok and res.tail else ""
-
-
-def apt_fix(package: str | None) -> str:
-    if not package:
-        return ""
-    prefix = "" if os.geteuid() == 0 else "sudo "
-    return f"{prefix}apt-get install -y {package}"
-
-
-def check_one(spec: ToolSpec, required: bool) -> Check:
-    base = Check(spec.name, spec.needed_for, required, "missing", package=spec.package,
-                 fix=spec.fix or apt_fix(spec.package))
-    if spec.kind == "command":
-        path = shutil.which(spec.target)
-        if not path:
-            return base
-        version = ""
-        if spec.version_argv:
-            res = shell.capture(list(spec.version_argv), timeout=20)
-            version = parse_version("\n".join(res.tail))
-        if spec.min_version and version_tuple(version) < spec.min_version:
-            want = ".".join(map(str, spec.min_version))
-            return replace(base, status="too old", found=path, version=version,
-                           fix=f"{apt_fix(spec.package)}  (needs >= {want})")
-        return replace(base, status="ok", found=path, version=version)
-    if spec.kind == "file":
-        paths = spec.target.split()
-        missing = [p for p in paths if not os.path.exists(p)]
-        if missing:
-            return replace(base, found="missing: " + ", ".join(missing))
-        return replace(base, status="ok", found=", ".join(paths),
-                       version=dpkg_version(spec.package) if spec.package else "")
-    if spec.kind == "cargo-subcommand":
-        if not shutil.which("cargo"):
-            return replace(base, fix="install Rust (rustup), then: cargo install cargo-make")
-        res = shell.capture(["cargo", spec.target, "--version"], timeout=30)
-        if not res.ok:
-            return base
-        return replace(base, status="ok", found="cargo " + spec.target,
-                       version=parse_version("\n".join(res.tail)))
-    if spec.kind == "bridge-conf":
-        return check_bridge_conf(base)
-    if spec.kind == "deb-src":
-        return check_deb_src(base, spec.target)
-    if spec.kind == "kvm":
-        probe = probe_kvm()
-        return replace(base, status="ok" if probe.usable else "unusable",
-                       found=probe.reason, version="",
-                       fix="" if probe.usable else "none needed: boots fall back to TCG (slower, ~40 s to login)")
-    raise ValueError(f"unknown check kind {spec.kind}")
-
-
-def check_bridge_conf(base: Check) -> Check:
-    if not BRIDGE_CONF.exists():
-        return replace(base, found=f"{BRIDGE_CONF} does not exist")
-    try:
-        text = BRIDGE_CONF.read_text()
-    except OSError as exc:
-        return replace(base, status="unusable", found=f"{BRIDGE_CONF}: {exc.strerror}")
-    allowed = [ln.split()[1] for ln in text.splitlines()
-               if ln.strip().startswith("allow") and len(ln.split()) > 1]
-    if "carbide0" in allowed or "all" in allowed:
-        return replace(base, status="ok", found=str(BRIDGE_CONF))
-    return replace(base, found=f"{BRIDGE_CONF} allows: {', '.join(allowed) or 'nothing'}")
-
-
-def check_deb_src(base: Check, package: str, timeout: float = 8.0) -> Check:
-    """Informational: can `apt-get source ipxe` work? (Otherwise the prebuilt iPXE is packaged.)"""
-    fallback = "none needed: the sandbox packages Debian's prebuilt iPXE instead"
-    if not shutil.which("apt-get"):
-        return replace(base, status="info", found="no apt-get", fix=fallback)
-    res = shell.capture(["apt-get", "source", "--print-uris", "-qq", package], timeout=30)
-    uris = [m.group(1) for ln in res.tail for m in [re.match(r"'([^']+\.(?:tar\.\w+|dsc))'", ln)] if m]
-    if not res.ok or not uris:
-        return replace(base, status="info", found="no deb-src entries for ipxe", fix=fallback)
-    tarball = next((u for u in uris if ".orig.tar" in u or ".tar." in u), uris[0])
-    try:
-        req = urllib.request.Request(tarball, method="HEAD")
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            code = resp.status
-    except urllib.error.HTTPError as exc:
-        code = exc.code
-    except (urllib.error.URLError, OSError) as exc:
-        return replace(base, status="info", found=f"deb-src listed, mirror unreachable: {exc}",
-                       fix=fallback)
-    if code == 200:
-        return replace(base, status="ok", found=tarball.rsplit("/", 1)[-1], fix="")
-    return replace(base, status="info", found=f"deb-src listed, tarball answers HTTP {code}",
-                   fix=fallback)
+def _spec_list() -> list[Requirement]:
+    return list(REGISTRY)
 
 
 def check_disk(workdir: Path, min_free_gb: float) -> Check:
@@ -274,7 +53,7 @@ class Platform:
     apt: bool
 
     @staticmethod
-    def detect(os_release: Path = Path("/etc/os-release")) -> "Platform":
+    def detect(os_release: Path = OS_RELEASE) -> "Platform":
         info: dict[str, str] = {}
         if os_release.exists():
             for ln in os_release.read_text().splitlines():
@@ -328,8 +107,9 @@ def check_tools(mode: str = "sandbox", want_bridge: bool = False, want_tpm: bool
                 platform: Platform | None = None) -> ToolReport:
     plat = platform or Platform.detect()
     checks = [plat.check()]
-    for spec in _spec_list():
-        checks.append(check_one(spec, is_required(spec, mode, want_bridge, want_tpm)))
+    needs = Needs(mode=mode, bridge=want_bridge, tpm=want_tpm)
+    for spec, required in for_step(TOOLS, needs):
+        checks.append(check_one(spec, required))
     from .paths import sandbox_workdir
     checks.append(check_disk(workdir or sandbox_workdir(), min_free_gb))
     return ToolReport(checks, mode, plat)
@@ -439,14 +219,14 @@ def _summarize(report: ToolReport, install: InstallOutcome | None = None,
     if install and install.log_path:
         common["logs"] = {"apt": install.log_path}
     if install and install.status != Status.PASS:
-        return Step1Result("install build tools", install.status, install.message,
+        return Step1Result(RUN_PART, install.status, install.message,
                            cause=install.apt_message or install.message,
                            fix=(f"check the package name and the apt sources, then run: {install.command}"
                                 if install.status == Status.FAIL else
                                 "fix the environment as stated, then re-run this step"),
                            details={"install_command": install.command}, **common)
     if not report.platform.apt and missing:
-        return Step1Result("install build tools", Status.ERROR, "no apt-get on this host",
+        return Step1Result(RUN_PART, Status.ERROR, "no apt-get on this host",
                            cause=f"{report.platform.distro}: not a Debian/Ubuntu host",
                            fix=MANUAL_INSTALL, **common)
     if missing:
@@ -456,7 +236,7 @@ def _summarize(report: ToolReport, install: InstallOutcome | None = None,
         if len(missing) > 1 and pkgs:
             fix = (f"{apt_fix(' '.join(pkgs))}   "
                    f"(or: runbook run 01_install_build_tools -p install_missing true)")
-        return Step1Result("install build tools", Status.ERROR,
+        return Step1Result(RUN_PART, Status.ERROR,
                            f"{len(missing)} of {total_req} required tools not usable: "
                            + ", ".join(c.tool for c in missing),
                            cause=f"{first.tool}: {first.status} ({first.found or 'not found'})",
@@ -465,7 +245,7 @@ def _summarize(report: ToolReport, install: InstallOutcome | None = None,
     installed = f"; installed {', '.join(install.packages)}" if install and install.ran else ""
     if install and not install.ran and install.command:
         installed = f"; dry run, would run: {install.command}"
-    return Step1Result("install build tools", Status.PASS,
+    return Step1Result(RUN_PART, Status.PASS,
                        f"all {total_req} required tools ok for mode {report.mode}{installed}{accel_note}",
                        details={"install_command": install.command if install else ""}, **common)
 
@@ -518,9 +298,53 @@ def missing_packages(packages: Iterable[str]) -> list[str]:
     return out
 
 
+class ToolsStep(Step):
+    """Step 1 in the step protocol: pre-flight (the host can install packages), run (check the
+    registry, install what is missing in one apt transaction, re-check), result."""
+
+    number, name, spec = 1, "tools", STEP1
+    registry_step = TOOLS
+
+    def __init__(self, params: Any, log_dir: str | Path | None = None,
+                 on_line: Callable[[str], None] | None = None, platform: Platform | None = None) -> None:
+        super().__init__(params, log_dir)
+        self.on_line = on_line
+        self.platform = platform or Platform.detect()
+
+    def needs(self) -> Needs:
+        p = self.params
+        return Needs(mode=p["mode"], bridge=p["want_bridge"], tpm=p["want_tpm"])
+
+    def _preflight(self) -> StepResult:
+        plat = self.platform
+        row = plat.check()
+        if not plat.apt and (self.params["install_missing"] or self.params["dry_run"]):
+            return StepResult(self.part_title("pre-flight"), Status.ERROR, "cannot install here: no apt-get",
+                              cause=row.found, fix=MANUAL_INSTALL)
+        return StepResult(self.part_title("pre-flight"), Status.PASS, row.found)
+
+    def _run(self) -> StepResult:
+        p = self.params
+        return run_step1(mode=p["mode"], install_missing=p["install_missing"], dry_run=p["dry_run"],
+                         want_bridge=p["want_bridge"], want_tpm=p["want_tpm"], workdir=p["workdir"],
+                         min_free_gb=p["min_free_gb"], log_dir=self.log_dir, on_line=self.on_line,
+                         platform=self.platform)
+
+    def checklist(self) -> Any:
+        """The required tools and whether each is usable: the same on any host that has them
+        (no paths, versions, users or KVM; those are in the run part's table)."""
+        import pandas as pd
+
+        run = self.parts.get("run")
+        report = getattr(run, "report", None)
+        rows = [{"tool": c.tool, "needed for": c.needed_for, "status": "ok" if c.ok else c.status}
+                for c in (report.checks if report else []) if c.required]
+        return pd.DataFrame(rows, columns=["tool", "needed for", "status"])
+
+
 def step1(ctx: Any, on_line: Callable[[str], None] | None = None) -> Step1Result:
-    """The notebook's one call: parameters from the run context, apt output to `on_line`."""
-    p = ctx.params
-    return run_step1(mode=p["mode"], install_missing=p["install_missing"], dry_run=p["dry_run"],
-                     want_bridge=p["want_bridge"], want_tpm=p["want_tpm"], workdir=p["workdir"],
-                     min_free_gb=p["min_free_gb"], log_dir=ctx.log_dir, on_line=on_line)
+    """Step 1's check and install in one call (kept for callers before the step protocol)."""
+    step = ToolsStep(ctx, on_line=on_line)
+    step.preflight()
+    res = step.run()
+    return res if isinstance(res, Step1Result) else summarize(check_tools(step.params["mode"]))

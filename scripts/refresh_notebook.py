@@ -3,8 +3,10 @@
 
 Usage: .venv/bin/python scripts/refresh_notebook.py notebooks/01_install_build_tools.ipynb [-p key value]...
 Outputs double as "what you should see" for first-time users and are checked by nbval.
-Papermill's per-run metadata is stripped so diffs stay small; secret parameters are redacted
-exactly as `runbook run` redacts its reports.
+Papermill's per-run metadata and its `injected-parameters` cell are stripped: a committed
+notebook holds only its own `parameters` cell, so opening it in JupyterLab or re-running it under
+nbval uses the documented defaults (an injected `force = True` would rebuild the image on every
+run). Secret parameters are redacted exactly as `runbook run` redacts its reports.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ def main() -> int:
     # The same redaction and bounding as `runbook run`: committed outputs are shared too.
     nb = bound_outputs(redact_notebook(nb, spec.secret_values(spec.validate(params))))
     nb.metadata.pop("papermill", None)
+    if params:
+        print(f"note: outputs come from a run with {sorted(params)} set; the committed parameters cell "
+              "keeps its defaults", file=sys.stderr)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)

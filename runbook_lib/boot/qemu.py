@@ -25,11 +25,10 @@ from pathlib import Path
 
 from .. import shell
 
-QEMU = "qemu-system-x86_64"
-OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
-OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
-SEABIOS = Path("/usr/share/seabios/bios-256k.bin")
-BRIDGE_CONF = Path("/etc/qemu/bridge.conf")
+from ..system_paths import BRIDGE_CONF, OVMF_CODE, OVMF_VARS, QEMU, SEABIOS, bridge_allowed
+
+__all__ = ["BRIDGE_CONF", "OVMF_CODE", "OVMF_VARS", "QEMU", "SEABIOS", "bridge_allowed", "VmConfig",
+           "build_argv", "boot_url", "default_uuid", "copy_vars", "start_swtpm", "swtpm_argv"]
 GUEST_HOST_IP = "10.0.2.2"  # the host as seen from QEMU user networking
 
 
@@ -113,21 +112,6 @@ def build_argv(cfg: VmConfig) -> list[str]:
 def _qemu_opt(value: str) -> str:
     """QEMU option values escape a comma by doubling it."""
     return value.replace(",", ",,")
-
-
-def bridge_allowed(bridge: str, conf: Path = BRIDGE_CONF) -> tuple[bool, str]:
-    """Does qemu-bridge-helper's ACL allow `bridge`? (allow NAME or allow all)"""
-    if not conf.exists():
-        return False, f"{conf} does not exist"
-    try:
-        lines = conf.read_text().splitlines()
-    except OSError as exc:
-        return False, f"{conf} is not readable: {exc}"
-    for ln in lines:
-        words = ln.split("#", 1)[0].split()
-        if len(words) == 2 and words[0] == "allow" and words[1] in (bridge, "all"):
-            return True, f"{conf}: {ln.strip()}"
-    return False, f"{conf} has no 'allow {bridge}' line"
 
 
 def swtpm_argv(state_dir: Path) -> list[str]:

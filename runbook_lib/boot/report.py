@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .analyze import iter_excerpt
+from .run import BootRun
 from .standin import Request
-
-if TYPE_CHECKING:
-    from .step import BootRun
 
 MAX_EXCERPTS = 8
 EXCERPT_LINES = 3
 
 
-def timeline_table(run: "BootRun") -> Any:
+def timeline_table(run: BootRun) -> Any:
     """Serial milestones and failures plus HTTP requests, in time order."""
     import pandas as pd
 
@@ -77,7 +75,7 @@ class Chart:
         return Path(path)
 
 
-def timeline_chart(run: "BootRun") -> Chart:
+def timeline_chart(run: BootRun) -> Chart:
     """One marker per milestone/request on a time axis (matplotlib, Agg: no display needed)."""
     from matplotlib.figure import Figure
 
@@ -100,7 +98,7 @@ def timeline_chart(run: "BootRun") -> Chart:
     return Chart(fig, f"PXE boot timeline, {len(df)} events")
 
 
-def excerpts_html(run: "BootRun", context: int = EXCERPT_LINES) -> str:
+def excerpts_html(run: BootRun, context: int = EXCERPT_LINES) -> str:
     """Serial lines around the first failure and around each milestone (bounded, escaped)."""
     an = run.analysis
     log = run.logs.get("serial console")
@@ -141,5 +139,12 @@ class HTML:
         return f"<{len(self.text)} characters of HTML>"
 
 
-def excerpts(run: "BootRun") -> HTML:
+def excerpts(run: BootRun) -> HTML:
     return HTML(excerpts_html(run))
+
+
+def command_html(run: BootRun) -> HTML:
+    """The exact QEMU command of the run and the notes about how it ran."""
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in run.notes)
+    return HTML(f"<pre style='white-space:pre-wrap'>{html.escape(run.command or '(not started)')}"
+                "</pre>" + (f"<ul>{notes}</ul>" if notes else ""))

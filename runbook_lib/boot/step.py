@@ -1,10 +1,11 @@
 """Step 3: PXE boot a QEMU VM against the carbide-pxe stand-in and explain the boot.
 
-:func:`preflight` checks everything the environment must provide (qemu, firmware,
-KVM, the port, the bridge ACL, swtpm) and the artifacts; :func:`boot` runs the VM
-with the stand-in and the serial watch, always tears everything down, and returns
-a :class:`~runbook_lib.result.StepResult` with the timeline, the request log, the
-serial excerpts and the verdict.
+:class:`BootStep` follows the step protocol (:mod:`runbook_lib.step`). Its engine is two
+functions: :func:`preflight` checks the requirements from the one registry (qemu, firmware,
+the port, the bridge ACL, swtpm), the artifacts, memory and KVM; :func:`boot` runs the VM with
+the stand-in and the serial watch, always tears everything down, and returns a
+:class:`~runbook_lib.boot.run.BootRun`; :func:`result` turns it into the StepResult with the
+timeline, the request log, the serial excerpts and the verdict.
 """
 
 from __future__ import annotations
@@ -13,51 +14,33 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+from .. import requirements as reqs
 from .. import shell
 from ..accel import probe_kvm
+from ..artifact_model import inventory
+from ..build.artifacts import spec_for
 from ..live import note
+from ..params import STEP3
 from ..paths import artifacts_dir, sandbox_workdir
 from ..result import Status, StepResult
+from ..step import Step, combine
 from . import qemu as vmq
-from .analyze import Analysis, Failure, Milestone
+from . import report as view
+from .analyze import Failure, Milestone
 from .console import watch
-from .standin import BootScript, PortBusy, Request, StandIn, port_free
+from .run import BootRun, Check, Plan
+from .standin import BootScript, PortBusy, StandIn
 
-STEP = "Step 3: PXE boot a QEMU VM"
+STEP = "step 3: boot"
+__all__ = ["BootStep", "BootRun", "Check", "Plan", "preflight", "preflight_result", "boot", "result",
+           "resolve_artifacts", "outcome", "Outcome", "tftp_root"]
 UKI = "carbide.efi"
 KERNEL = "carbide.vmlinuz"
 INITRD = "carbide.root"
 MIN_UKI_MEMORY_MB = 2048
-
-
-@dataclass
-class Check:
-    check: str
-    status: str  # ok | warn | FAIL | ERROR
-    detail: str
-    fix: str = ""
-
-
-@dataclass
-class Plan:
-    """What preflight decided, for :func:`boot`."""
-
-    params: dict[str, Any]
-    artifacts: Path
-    accel: str
-    checks: list[Check] = field(default_factory=list)
-    status: Status = Status.PASS
-
-    def first_problem(self) -> Check | None:
-        for level in ("ERROR", "FAIL"):
-            for c in self.checks:
-                if c.status == level:
-                    return c
-        return None
 
 
 def resolve_artifacts(params: dict[str, Any]) -> Path:
@@ -67,27 +50,26 @@ def resolve_artifacts(params: dict[str, Any]) -> Path:
     return artifacts_dir(Path(root).expanduser(), params.get("arch", "x86_64"))
 
 
+def needs(params: Mapping[str, Any]) -> reqs.Needs:
+    return reqs.Needs(tpm=bool(params["tpm"]), firmware=frozenset({params["firmware"]}),
+                      network=frozenset({params["network"]}))
+
+
+def _registry_checks(params: Mapping[str, Any]) -> list[Check]:
+    """The registry's boot requirements as pre-flight rows (missing = ERROR, with the fix)."""
+    rows = []
+    for req, required in reqs.for_step(reqs.BOOT, needs(params), **{"stand-in port": str(params["port"])}):
+        c = reqs.check_one(req, required)
+        if c.ok:
+            rows.append(Check(c.tool, "ok", " ".join(x for x in (c.found, c.version) if x)))
+        else:
+            rows.append(Check(c.tool, "ERROR", c.found or f"{c.tool} not found", c.fix))
+    return rows
+
+
 def preflight(params: dict[str, Any], probe: Callable[[], Any] = probe_kvm) -> Plan:
-    checks: list[Check] = []
+    checks: list[Check] = _registry_checks(params)
     art = resolve_artifacts(params)
-    qemu_bin = shutil.which(vmq.QEMU)
-    if qemu_bin:
-        ver = shell.capture([vmq.QEMU, "--version"], timeout=20).tail
-        checks.append(Check("qemu", "ok", f"{qemu_bin}: {ver[0] if ver else '?'}"))
-    else:
-        checks.append(Check("qemu", "ERROR", f"{vmq.QEMU} not found on PATH",
-                            "sudo apt-get install qemu-system-x86"))
-    if params["firmware"] == "uefi":
-        missing = [str(p) for p in (vmq.OVMF_CODE, vmq.OVMF_VARS) if not p.exists()]
-        checks.append(Check("firmware (OVMF)", "ERROR" if missing else "ok",
-                            f"missing: {', '.join(missing)}" if missing
-                            else f"{vmq.OVMF_CODE} (read-only) + a per-run copy of {vmq.OVMF_VARS.name}",
-                            "sudo apt-get install ovmf" if missing else ""))
-    else:
-        ok = vmq.SEABIOS.exists()
-        checks.append(Check("firmware (SeaBIOS)", "ok" if ok else "ERROR",
-                            str(vmq.SEABIOS) + ("" if ok else " is missing"),
-                            "" if ok else "sudo apt-get install seabios"))
     # artifacts
     if not art.is_dir():
         checks.append(Check("artifacts", "FAIL", f"{art} does not exist",
@@ -96,12 +78,13 @@ def preflight(params: dict[str, Any], probe: Callable[[], Any] = probe_kvm) -> P
         need = ([UKI] if params["firmware"] == "uefi" else [KERNEL, INITRD])
         if params["network"] == "user" and params["firmware"] == "uefi":
             need = ["ipxe.efi", "autoexec.ipxe"] + need
-        missing = [n for n in need if not (art / n).is_file()]
-        sizes = ", ".join(f"{n} {(art / n).stat().st_size / 1e6:.1f} MB" for n in need
-                          if (art / n).is_file())
-        checks.append(Check("artifacts", "FAIL" if missing else "ok",
-                            f"{art}: " + (f"missing {', '.join(missing)}" if missing else sizes),
-                            "rebuild the boot artifacts (step 2)" if missing else ""))
+        inv = inventory(art, [spec_for(n) for n in need])
+        bad = [r for r in inv.rows if r.expected and r.problem()]
+        sizes = ", ".join(f"{r.name} {r.to_row()['size']}" for r in inv.rows if r.expected)
+        checks.append(Check("artifacts", "FAIL" if bad else "ok",
+                            f"{art}: " + ("; ".join(f"{r.name} {r.status} ({r.note})" for r in bad)
+                                          if bad else sizes),
+                            "rebuild the boot artifacts (step 2)" if bad else ""))
         if params["firmware"] == "bios":
             checks.append(Check("ipxe.kpxe", "warn",
                                 "not exercised: in BIOS mode QEMU's NIC ROM (iPXE) fetches the boot "
@@ -129,30 +112,11 @@ def preflight(params: dict[str, Any], probe: Callable[[], Any] = probe_kvm) -> P
             accel = "tcg"
             checks.append(Check("accel", "warn",
                                 f"KVM unusable, falling back to TCG (slower): {res.reason}"))
-    # network
-    if params["network"] == "user":
-        port = params["port"]
-        free = port_free("127.0.0.1", port)
-        checks.append(Check("stand-in port", "ok" if free else "ERROR",
-                            f"127.0.0.1:{port} is " + ("free" if free else "already in use"),
-                            "" if free else f"stop whatever listens on port {port} "
-                            f"(ss -ltnp 'sport = :{port}') or set port to a free one"))
-    else:
-        helper = Path("/usr/lib/qemu/qemu-bridge-helper")
-        allowed, why = vmq.bridge_allowed("carbide0")
-        checks.append(Check("bridge ACL", "ok" if allowed else "ERROR", why,
-                            "" if allowed else "echo 'allow carbide0' | sudo tee -a /etc/qemu/bridge.conf"))
-        checks.append(Check("qemu-bridge-helper", "ok" if helper.exists() else "ERROR", str(helper),
-                            "" if helper.exists() else "sudo apt-get install qemu-system-common"))
+    if params["network"] == "bridge":
         up = Path("/sys/class/net/carbide0").exists()
         checks.append(Check("bridge carbide0", "ok" if up else "ERROR",
                             "present" if up else "no interface carbide0",
                             "" if up else "start the carbide dev environment (docker-compose / KIND) first"))
-    if params["tpm"]:
-        ok = shutil.which("swtpm") is not None
-        checks.append(Check("swtpm", "ok" if ok else "ERROR",
-                            shutil.which("swtpm") or "swtpm not found",
-                            "" if ok else "sudo apt-get install swtpm swtpm-tools"))
     plan = Plan(params, art, accel, checks)
     levels = {c.status for c in checks}
     plan.status = Status.ERROR if "ERROR" in levels else Status.FAIL if "FAIL" in levels else Status.PASS
@@ -170,24 +134,6 @@ def preflight_result(plan: Plan) -> StepResult:
                       fix=prob.fix if prob else None,
                       details={"artifacts": str(plan.artifacts), "accel": plan.accel},
                       tables={"preflight": table})
-
-
-# --------------------------------------------------------------------------------------
-@dataclass
-class BootRun:
-    """Everything a boot produced; :meth:`result` turns it into the StepResult."""
-
-    status: Status
-    summary: str
-    cause: str | None
-    fix: str | None
-    command: str = ""
-    analysis: Analysis | None = None
-    requests: list[Request] = field(default_factory=list)
-    logs: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    timing: dict[str, float | None] = field(default_factory=dict)
-    leftovers: list[str] = field(default_factory=list)
 
 
 def _event_note(ev: Milestone | Failure) -> None:
@@ -276,7 +222,7 @@ def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
             run.summary, run.cause = "not booted", str(exc)
             run.fix = "sudo apt-get install qemu-system-x86"
             return run
-        outcome = watch(serial_raw, run_dir / "serial.log", t0=t0, timeout_s=p["timeout_s"],
+        outcome = watch(serial_raw, run_dir / "serial.log", t0=t0, timeout_s=p["boot_timeout_s"],
                         is_running=vm.running, success_pattern=p["success_pattern"],
                         on_event=on_event)
         run.analysis = outcome.analysis
@@ -360,38 +306,48 @@ def _verdict(run: BootRun, vm: shell.Proc | None) -> BootRun:
 
 
 def result(run: BootRun) -> StepResult:
-    from .report import requests_table, timeline_table
-
     details: dict[str, Any] = {"qemu_command": run.command, "notes": run.notes,
                                "timing": run.timing, "leftover_processes": run.leftovers}
     tables: dict[str, Any] = {}
     if run.analysis is not None:
         details["analysis"] = run.analysis.to_dict()
-        tables["timeline"] = timeline_table(run)
-    tables["requests"] = requests_table(run.requests)
+        tables["timeline"] = view.timeline_table(run)
+    tables["requests"] = view.requests_table(run.requests)
     summary = run.summary + ("".join(f"; {n}" for n in run.notes[:1]))
-    return StepResult(STEP, run.status, summary, run.cause, run.fix, details, tables, run.logs)
+    return StepResult(f"{STEP}: run", run.status, summary, run.cause, run.fix, details, tables, run.logs)
 
 
-class BootStep:
-    """The notebook's handle: one method per cell, each returns something that displays."""
+class BootStep(Step):
+    """Step 3 in the step protocol: preflight(), run(), sections(), result()."""
 
-    def __init__(self, ctx: Any, script: BootScript | None = None) -> None:
-        self.ctx = ctx
+    number, name, spec = 3, "boot", STEP3
+    registry_step = reqs.BOOT
+    SECTIONS = ("command", "timeline", "chart", "excerpts", "requests")
+
+    def __init__(self, params: Mapping[str, Any] | Any, log_dir: str | Path | None = None,
+                 script: BootScript | None = None) -> None:
+        super().__init__(params, log_dir)
         self.script = script
         self.plan: Plan | None = None
         self.run_: BootRun | None = None
 
-    def preflight(self) -> StepResult:
-        self.plan = preflight(self.ctx.params)
+    def needs(self) -> reqs.Needs:
+        return needs(self.params)
+
+    def requirement_targets(self) -> dict[str, str]:
+        return {"stand-in port": str(self.params["port"])}
+
+    def _preflight(self) -> StepResult:
+        self.plan = preflight(self.params)
         return preflight_result(self.plan)
 
     def run(self) -> StepResult:
         if self.plan is None:
-            self.plan = preflight(self.ctx.params)
-        self.run_ = boot(self.plan, self.ctx.log_dir, script=self.script)
-        res = result(self.run_)
-        _save_json(res, Path(self.ctx.log_dir) / "boot" / "result.json")
+            self.preflight()
+        assert self.plan is not None
+        self.run_ = boot(self.plan, self.log_dir, script=self.script)
+        res = self.keep("run", result(self.run_))
+        _save_json(res, self.log_dir / "boot" / "result.json")
         return res
 
     def _need_run(self) -> BootRun:
@@ -399,37 +355,42 @@ class BootStep:
             raise RuntimeError("run() first")
         return self.run_
 
-    def command(self) -> Any:
-        from .report import HTML
-        import html as _html
+    def sections(self) -> list[Any]:
+        return [self.section(name) for name in self.SECTIONS]
 
-        r = self._need_run()
-        notes = "".join(f"<li>{_html.escape(n)}</li>" for n in r.notes)
-        return HTML(f"<pre style='white-space:pre-wrap'>{_html.escape(r.command or '(not started)')}"
-                    f"</pre>" + (f"<ul>{notes}</ul>" if notes else ""))
+    def section(self, name: str) -> Any:
+        views = {"command": lambda r: view.command_html(r), "timeline": view.timeline_table,
+                 "chart": view.timeline_chart, "excerpts": view.excerpts,
+                 "requests": lambda r: view.requests_table(r.requests)}
+        if name in views:
+            return views[name](self._need_run())
+        return super().section(name)
+
+    # Named views, for notebooks and callers that prefer a method per cell.
+    def command(self) -> Any:
+        return self.section("command")
 
     def timeline(self) -> Any:
-        from .report import timeline_table
-
-        return timeline_table(self._need_run())
+        return self.section("timeline")
 
     def chart(self) -> Any:
-        from .report import timeline_chart
-
-        return timeline_chart(self._need_run())
+        return self.section("chart")
 
     def excerpts(self) -> Any:
-        from .report import excerpts
-
-        return excerpts(self._need_run())
+        return self.section("excerpts")
 
     def requests(self) -> Any:
-        from .report import requests_table
-
-        return requests_table(self._need_run().requests)
+        return self.section("requests")
 
     def verdict(self) -> StepResult:
-        return result(self._need_run())
+        return self.result()
+
+    def result(self) -> StepResult:
+        return combine(STEP, self.parts.values())
+
+    def checklist(self) -> "Outcome":
+        """The verdict and the milestones reached, in order: stable across hosts (nbval)."""
+        return Outcome(self._need_run())
 
 
 def _save_json(res: StepResult, path: Path) -> None:
@@ -454,4 +415,4 @@ class Outcome:
 
 
 def outcome(step: BootStep) -> Outcome:
-    return Outcome(step._need_run())
+    return step.checklist()

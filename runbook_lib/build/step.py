@@ -1,9 +1,11 @@
 """Step 2 of carbide's "IPXE image building workflow": plan, build, verify, give the tree back.
 
-:class:`BuildStep` holds one run of the step; the notebook calls one method per cell
-(``plan``, ``run``, ``artifacts``, ``manifest``, ``ownership``, ``summary``), each
-returning a :class:`BuildResult` (PASS / FAIL / ERROR, first cause, fix, tables).
-:func:`build_ipxe_image` does all of it in one call (CLI, tests).
+:class:`BuildStep` follows the step protocol (:mod:`runbook_lib.step`): ``preflight()`` resolves
+the plan (the run order cargo-make would use, or the sandbox's) and checks the build's
+requirements; ``run()`` builds with live progress and then verifies: the parts ``run``,
+``artifacts``, ``manifest`` and ``ownership`` are each a :class:`BuildResult` (PASS / FAIL /
+ERROR, first cause, fix, tables); ``result()`` combines them. :func:`build_ipxe_image` does all
+of it in one call (CLI, tests).
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
+from .. import requirements as reqs
 from .. import shell
-from ..context import default_log_dir
 from ..params import STEP2
 from ..report.sanitize import redact
-from ..result import Status
+from ..result import Status, StepResult
+from ..step import Step, state_dir as tree_state_dir
 from . import artifacts as art
 from . import manifest as mani
 from . import ownership as own
@@ -26,53 +29,71 @@ from .makefile import artifact_names
 from .render import BuildResult
 from .target import AARCH64_NOTE, Target, TargetError, resolve
 
-STEP = "step 2: build the iPXE image"
+STEP = "step 2: build"
+PINNED_MKOSI = Path("pxe/mkosi/bin/mkosi")
 
 
-class BuildStep:
+class BuildStep(Step):
+    number, name, spec = 2, "build", STEP2
+    registry_step = reqs.BUILD
+
     def __init__(self, params: Mapping[str, Any] | Any, log_dir: str | Path | None = None,
                  state_dir: str | Path | None = None, host: str | None = None) -> None:
-        if hasattr(params, "params") and hasattr(params, "log_dir"):  # a RunContext
-            log_dir = log_dir or params.log_dir
-            params = params.params
-        self.params = STEP2.validate(dict(params))
-        self.log_dir = Path(log_dir or self.params.get("log_dir") or default_log_dir(STEP2.name))
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.state_dir = Path(state_dir) if state_dir else self.log_dir.parent / "build-state"
+        super().__init__(params, log_dir)
+        self._state_override = Path(state_dir) if state_dir else None
         self.host = host
         self.target: Target | None = None
         self.error: BuildResult | None = None
         self.outcome: RunOutcome | None = None
         self.verdict: Verdict | None = None
         self.inventory: art.Inventory | None = None
-        self.results: dict[str, BuildResult] = {}
-        self._planned = False
         self._versions: list[str] = []
 
+    @property
+    def results(self) -> dict[str, StepResult]:
+        return self.parts
+
+    @property
+    def state_dir(self) -> Path:
+        """Where the previous build's manifest is kept: per tree, under the XDG data directory."""
+        if self._state_override is not None:
+            return self._state_override
+        root = self.target.root if self.target is not None else Path(
+            self.params["carbide_root_dir"] or self.params["workdir"] or ".")
+        return tree_state_dir(root)
+
+    def needs(self) -> reqs.Needs:
+        return reqs.Needs(mode="carbide" if self.params["carbide_root_dir"] else "sandbox")
+
     # ---- plan ---------------------------------------------------------------------------
-    def plan(self) -> BuildResult:
-        self._planned = True
+    def plan(self) -> StepResult:
+        """The pre-flight part (kept for callers that knew it as the plan)."""
+        return self.parts.get("pre-flight") or self.preflight()
+
+    def _preflight(self) -> BuildResult:
         p = self.params
         try:
             self.target = resolve(p["carbide_root_dir"], p["arch"], p["variant"], p["task"],
                                   p["workdir"], host=self.host)
         except TargetError as exc:
-            self.error = BuildResult(STEP + ": plan", Status.ERROR, "cannot plan the build",
+            self.error = BuildResult(self.part_title("pre-flight"), Status.ERROR, "cannot plan the build",
                                      cause=exc.cause, fix=exc.fix,
                                      details={"suggestions": exc.suggestions})
-            return self._keep("plan", self.error)
+            return self.error
         t = self.target
-        env_problem = self._preflight(t)
+        checks = self._check_requirements(t)
+        unmet = reqs.first_unmet(checks)
         notes = [*t.notes, *t.plan.notes]
         details = {"target": t.to_dict(), "plan": t.plan.to_dict(),
                    "commands": [redact(shell.quote(c)) for c in
                                 t.commands(self.params["force"], self.params["root_password"])]}
-        if env_problem:
-            cause, fix = env_problem
-            self.error = BuildResult(STEP + ": plan", Status.ERROR, "the build tools are not ready",
-                                     cause=cause, fix=fix, details=details,
-                                     tables={"plan": t.plan.table()}, notes=tuple(notes))
-            return self._keep("plan", self.error)
+        tables = {"plan": t.plan.table(), "requirements": reqs.frame(checks)}
+        if unmet is not None:
+            why = reqs.Unmet(unmet)
+            self.error = BuildResult(self.part_title("pre-flight"), Status.ERROR, "the build tools are not ready",
+                                     cause=why.cause, fix=why.fix, details=details,
+                                     tables=tables, notes=tuple(notes))
+            return self.error
         cmds = details["commands"]
         what = (f"{len(t.plan.steps)} task(s) from {t.plan.source}" if t.plan.steps
                 else "no build (directories only)")
@@ -82,50 +103,59 @@ class BuildStep:
             notes.append(f"runs in {t.run_dir} like the docs: cd $CARBIDE_ROOT_DIR/pxe && "
                          + " && ".join(f"cargo make {x}" for x in t.tasks))
         notes.extend(self._versions)
-        return self._keep("plan", BuildResult(STEP + ": plan", Status.PASS, summary, details=details,
-                                              tables={"plan": t.plan.table()}, notes=tuple(notes)))
+        return BuildResult(self.part_title("pre-flight"), Status.PASS, summary, details=details,
+                           tables=tables, notes=tuple(notes))
 
-    def _preflight(self, t: Target) -> tuple[str, str] | None:
-        """Missing cargo / cargo-make / mkosi is the environment's fault: ERROR with the fix."""
+    def _check_requirements(self, t: Target) -> list[reqs.Check]:
+        """The registry's build requirements; missing ones are the environment's fault (ERROR).
+
+        A tree that pins its own mkosi (``pxe/mkosi/bin/mkosi``) does not need the distribution's.
+        Building only directories (aarch64 on an x86_64 host) needs nothing.
+        """
         self._versions = []
-        if t.only_dirs and t.kind == "sandbox":
-            return None
-        if t.kind == "carbide":
-            if shutil.which("cargo") is None:
-                return ("`cargo` is not on PATH (carbide's build runs `cargo make`)",
-                        "install Rust with rustup (https://rustup.rs), then `cargo install --force cargo-make`")
-            rr = shell.capture(["cargo", "make", "--version"], timeout=60, cwd=t.run_dir)
-            if not rr.ok:
-                return ("cargo-make is not installed: `cargo make --version` failed: "
-                        + (rr.tail[0] if rr.tail else f"exit {rr.returncode}"),
-                        "cargo install --force cargo-make")
-            self._versions.append("cargo-make: " + (rr.tail[-1] if rr.tail else "?"))
-        if not t.only_dirs and shutil.which("mkosi") is None and \
-                not (t.root / "pxe" / "mkosi" / "bin" / "mkosi").exists():
-            return ("`mkosi` is not installed (the ephemeral image is built with mkosi)",
-                    "sudo apt install mkosi debootstrap   (step 1: 01_install_build_tools)")
-        return None
+        if t.only_dirs:
+            return []
+        checks = []
+        for req, required in self.requires():
+            if req.name == "mkosi" and (t.root / PINNED_MKOSI).exists():
+                checks.append(reqs.Check(req.name, req.needed_for, required, "ok",
+                                         found=f"{t.root / PINNED_MKOSI} (pinned by the tree)"))
+                continue
+            c = reqs.check_one(req, required)
+            if req.name == "cargo-make" and c.ok:
+                self._versions.append(f"cargo-make: {c.version}")
+            checks.append(c)
+        return checks
 
     # ---- run ----------------------------------------------------------------------------
-    def run(self) -> BuildResult:
-        if not self._planned:
-            self.plan()
-        if self.error or self.target is None:
-            return self._blocked("run")
+    def _run(self) -> StepResult:
+        """Build, then verify: artifacts, manifest, ownership (each its own part)."""
+        res = self._build()
+        self.keep("run", res)
+        self.artifacts()
+        self.manifest()
+        self.ownership()
+        return res
+
+    def _build(self) -> BuildResult:
+        assert self.target is not None
         t = self.target
-        name = STEP + ": run"
+        name = self.part_title("run")
         if t.only_dirs and t.kind == "sandbox":
             t.artifact_dir.mkdir(parents=True, exist_ok=True)
-            return self._keep("run", BuildResult(
+            return BuildResult(
                 name, Status.PASS, f"created {t.artifact_dir}; nothing to build",
-                notes=(AARCH64_NOTE,), details={"created": str(t.artifact_dir)}))
+                notes=(AARCH64_NOTE,), details={"created": str(t.artifact_dir)})
         log_path = self.log_dir / "build.log"
         try:
-            self.outcome = execute(t, log_path, float(self.params["timeout_s"]),
+            self.outcome = execute(t, log_path, float(self.params["build_timeout_s"]),
                                    force=self.params["force"], root_password=self.params["root_password"])
         except shell.CommandNotFound as exc:
-            return self._keep("run", BuildResult(name, Status.ERROR, "the build command is missing",
-                                                 cause=str(exc), fix="run step 1 (01_install_build_tools)"))
+            return BuildResult(name, Status.ERROR, "the build command is missing",
+                               cause=str(exc), fix="run step 1 (01_install_build_tools)")
+        except shell.ElevationUnavailable as exc:
+            return BuildResult(name, Status.ERROR, "the build needs root", cause=str(exc),
+                               fix="run as root, or allow passwordless sudo for this user")
         o = self.outcome
         self.inventory = self._inventory(o.start_wall)
         self.verdict = classify(returncode=o.returncode, timed_out=o.timed_out,
@@ -146,11 +176,11 @@ class BuildStep:
         if t.only_dirs:
             notes.insert(0, AARCH64_NOTE)
         tasks_df = _tasks_table(o, t)
-        return self._keep("run", BuildResult(
+        return BuildResult(
             name, v.status, v.summary + f" ({o.duration_s:.0f} s)", cause=v.cause, fix=v.fix,
             details=details, tables={"tasks": tasks_df}, logs={"build": str(o.log_path)},
             excerpt=redact(v.excerpt) if v.status is not Status.PASS or v.kind != "clean" else "",
-            notes=tuple(notes)))
+            notes=tuple(notes))
 
     # ---- artifacts ----------------------------------------------------------------------
     def _expected(self) -> tuple[list[art.ArtifactSpec], str]:
@@ -178,16 +208,18 @@ class BuildStep:
         specs, src = self._expected()
         return art.inventory(self.target.artifact_dir, specs, build_start, src)  # type: ignore[union-attr]
 
-    def artifacts(self) -> BuildResult:
-        if not self._planned:
-            self.plan()
+    def artifacts(self) -> StepResult:
+        if "artifacts" in self.parts:
+            return self.parts["artifacts"]
+        if "pre-flight" not in self.parts:
+            self.preflight()
         if self.error or self.target is None:
             return self._blocked("artifacts")
         t = self.target
-        name = STEP + ": artifacts"
+        name = self.part_title("artifacts")
         if t.only_dirs:
             ok = t.artifact_dir.is_dir()
-            return self._keep("artifacts", BuildResult(
+            return self.keep("artifacts", BuildResult(
                 name, Status.PASS if ok else Status.FAIL,
                 f"{t.artifact_dir} {'exists' if ok else 'is missing'}; no {t.arch} artifacts are built "
                 "on an x86_64 host",
@@ -223,22 +255,24 @@ class BuildStep:
         else:
             res = BuildResult(name, Status.PASS, f"all {n_exp} expected artifacts present in {t.artifact_dir}",
                               tables=tables, details=inv.to_dict(), notes=tuple(notes))
-        return self._keep("artifacts", res)
+        return self.keep("artifacts", res)
 
     # ---- manifest -----------------------------------------------------------------------
-    def manifest(self) -> BuildResult:
-        if not self._planned:
-            self.plan()
+    def manifest(self) -> StepResult:
+        if "manifest" in self.parts:
+            return self.parts["manifest"]
+        if "pre-flight" not in self.parts:
+            self.preflight()
         if self.error or self.target is None:
             return self._blocked("manifest")
         t = self.target
-        name = STEP + ": manifest"
+        name = self.part_title("manifest")
         path = t.artifact_dir / "carbide.manifest"
         if t.only_dirs or not path.exists():
             expected = self.inventory is not None and any(
                 r.name == "carbide.manifest" and r.expected for r in self.inventory.rows)
             status = Status.FAIL if expected and not t.only_dirs else Status.PASS
-            return self._keep("manifest", BuildResult(
+            return self.keep("manifest", BuildResult(
                 name, status, f"no carbide.manifest in {t.artifact_dir}"
                 + ("" if status is Status.FAIL else "; nothing to compare (this tree's artifact set has none)"),
                 cause=f"{path} is missing" if status is Status.FAIL else None,
@@ -247,7 +281,7 @@ class BuildStep:
         try:
             pkgs, d = mani.compare_with_previous(path, self.state_dir, t.root, t.arch)
         except (mani.ManifestError, OSError) as exc:
-            return self._keep("manifest", BuildResult(name, Status.FAIL, "carbide.manifest cannot be read",
+            return self.keep("manifest", BuildResult(name, Status.FAIL, "carbide.manifest cannot be read",
                                                       cause=f"{path}: {exc}",
                                                       fix="rebuild the image; the manifest is mkosi's JSON output"))
         kept = self.log_dir / "carbide.manifest"
@@ -258,7 +292,7 @@ class BuildStep:
         if remembered:
             notes.append(f"kept as the next build's baseline: {remembered}")
         tables = {"package changes": d.table(), "packages": mani.packages_table(pkgs)}
-        return self._keep("manifest", BuildResult(
+        return self.keep("manifest", BuildResult(
             name, Status.PASS, f"{len(pkgs)} packages; {d.summary()}", tables=tables,
             details={"packages": len(pkgs), "added": [p.name for p in d.added],
                      "removed": [p.name for p in d.removed],
@@ -266,15 +300,17 @@ class BuildStep:
             logs={"manifest": str(kept)}, notes=tuple(notes)))
 
     # ---- ownership ----------------------------------------------------------------------
-    def ownership(self) -> BuildResult:
-        if not self._planned:
-            self.plan()
+    def ownership(self) -> StepResult:
+        if "ownership" in self.parts:
+            return self.parts["ownership"]
+        if "pre-flight" not in self.parts:
+            self.preflight()
         if self.error or self.target is None:
             return self._blocked("ownership")
         t = self.target
-        name = STEP + ": ownership"
+        name = self.part_title("ownership")
         if not self.params["fix_ownership"]:
-            return self._keep("ownership", BuildResult(name, Status.PASS,
+            return self.keep("ownership", BuildResult(name, Status.PASS,
                                                        "skipped: fix_ownership is off"))
         rep = own.fix(t.static_dir, self.params["chown_user"], log_path=self.log_dir / "chown.log")
         details = {"static_dir": str(rep.static_dir), "user": rep.user.__dict__ if rep.user else None,
@@ -290,47 +326,33 @@ class BuildStep:
                 rep.command
         else:
             st, cause, fix = Status.PASS, None, None
-        return self._keep("ownership", BuildResult(name, st, rep.summary(), cause=cause, fix=fix,
+        return self.keep("ownership", BuildResult(name, st, rep.summary(), cause=cause, fix=fix,
                                                    details=details, notes=tuple(notes)))
 
     # ---- overall ------------------------------------------------------------------------
-    def summary(self) -> BuildResult:
-        parts = dict(self.results)
-        if not parts:
-            return BuildResult(STEP, Status.ERROR, "nothing ran", cause="no step was run",
-                               fix="call plan() and run() first")
-        status = Status.worst([r.status for r in parts.values()])
-        first_bad = next((r for r in parts.values() if r.status is status and status is not Status.PASS), None)
-        import pandas as pd
-        table = pd.DataFrame([{"part": k, "status": r.status.value, "summary": r.summary}
-                              for k, r in parts.items()], columns=["part", "status", "summary"])
-        logs = {k: v for r in parts.values() for k, v in r.logs.items()}
-        summary = (first_bad.summary if first_bad else
-                   (self.results["run"].summary if "run" in self.results else "all parts passed"))
-        return BuildResult(STEP, status, summary, cause=first_bad.cause if first_bad else None,
-                           fix=first_bad.fix if first_bad else None, tables={"step 2": table}, logs=logs,
-                           details={k: r.to_dict() for k, r in parts.items()})
+    def summary(self) -> StepResult:
+        """The one result of step 2 (kept for callers that knew it as the summary)."""
+        return self.result()
+
+    def sections(self) -> list[Any]:
+        return [self.parts[k] for k in ("run", "artifacts", "manifest", "ownership") if k in self.parts]
 
     def checklist(self):  # -> pandas.DataFrame
         """Part and status only: stable across reruns of a healthy build (checked by nbval)."""
         import pandas as pd
-        what = {"plan": "task exists, run order resolved, build tools present",
+        what = {"pre-flight": "task exists, run order resolved, build requirements met",
                 "run": "build finished (cleanly, or in a CI-only task with fresh artifacts)",
                 "artifacts": "every expected artifact present and in its size band",
                 "manifest": "package manifest read and compared with the previous build",
                 "ownership": "pxe/static belongs to the invoking user"}
         return pd.DataFrame([{"part": k, "checks": what.get(k, ""), "status": r.status.value}
-                             for k, r in self.results.items()], columns=["part", "checks", "status"])
+                             for k, r in self.parts.items()], columns=["part", "checks", "status"])
 
     # ---- helpers ------------------------------------------------------------------------
     def _blocked(self, part: str) -> BuildResult:
         assert self.error is not None
-        return BuildResult(f"{STEP}: {part}", Status.ERROR, f"not run: {self.error.summary}",
+        return BuildResult(self.part_title(part), Status.ERROR, f"not run: {self.error.summary}",
                            cause=self.error.cause, fix=self.error.fix)
-
-    def _keep(self, part: str, res: BuildResult) -> BuildResult:
-        self.results[part] = res
-        return res
 
 
 def _tasks_table(o: RunOutcome, t: Target):
@@ -379,13 +401,9 @@ def _provenance_line(d: Mapping[str, Any]) -> str:
 
 
 def build_ipxe_image(params: Mapping[str, Any], log_dir: str | Path | None = None,
-                     state_dir: str | Path | None = None) -> BuildResult:
+                     state_dir: str | Path | None = None) -> StepResult:
     """All of step 2 in one call; the overall result carries every part's result."""
     s = BuildStep(params, log_dir, state_dir)
-    s.plan()
-    if s.error is None:
-        s.run()
-        s.artifacts()
-        s.manifest()
-        s.ownership()
-    return s.summary()
+    s.preflight()
+    s.run()
+    return s.result()

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .. import paths, shell
+from ..artifact_model import inventory
 from ..report.render import human_size
 from ..result import Status, StepResult
 from . import image, inputs, ipxe, progress, scripts
@@ -339,14 +340,12 @@ class Builder:
 
 def _artifact_rows(dest: Path) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
+    inv = inventory(dest, EXPECTED_ARTIFACTS)
+    by_name = {r.name: r for r in inv.rows}
     for exp in EXPECTED_ARTIFACTS:
-        p = dest / exp.name
-        size = p.stat().st_size if p.is_file() else None
-        ok = size is not None and exp.min_bytes <= size <= exp.max_bytes
-        rows.append({"artifact": exp.name, "bytes": size, "size": human_size(size),
-                     "expected": f"{human_size(exp.min_bytes)}..{human_size(exp.max_bytes)}",
-                     "in band": ok if size is not None else (None if not exp.required else False),
-                     "task": exp.produced_by})
+        row = by_name[exp.name]
+        rows.append({"artifact": exp.name, "bytes": row.size, "size": human_size(row.size),
+                     "expected": exp.band(), "status": row.status, "task": exp.produced_by})
     return rows
 
 

@@ -14,9 +14,9 @@ import warnings
 from pathlib import Path
 
 from .. import shell
+from ..system_paths import EFI_STUB
 from .runner import BuildFailure, EnvironmentProblem, Runner
 
-EFI_STUB = Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
 RELEASE = "bookworm"
 MKOSI_OUTPUT = "image.cpio.zst"
 # Section -> VMA, as mkosi uses for its own UKIs.

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..artifact_model import ArtifactSpec
+
 ARCH = "x86_64"
 IMAGE_TASK = "create-ephemeral-image"
 IPXE_TASK = "ipxe-x86_64"
@@ -51,33 +53,29 @@ TASKS: dict[str, SandboxTask] = {
 }
 
 
-@dataclass(frozen=True)
-class ExpectedArtifact:
-    name: str
-    min_bytes: int
-    max_bytes: int
-    produced_by: str
-    description: str
-    required: bool = True  # autoexec.ipxe only exists on the prebuilt iPXE path
+def _expected(name: str, min_bytes: int, max_bytes: int, produced_by: str, description: str,
+              required: bool = True) -> ArtifactSpec:
+    return ArtifactSpec(name, min_bytes, max_bytes, required=required, produced_by=produced_by,
+                        description=description)
 
 
-EXPECTED_ARTIFACTS: list[ExpectedArtifact] = [
-    ExpectedArtifact("carbide.efi", 20 * MB, 300 * MB, IMAGE_TASK,
+EXPECTED_ARTIFACTS: list[ArtifactSpec] = [
+    _expected("carbide.efi", 20 * MB, 300 * MB, IMAGE_TASK,
                      "UKI: systemd-stub + kernel + carbide.root + cmdline (carbide docs: ~55M)"),
-    ExpectedArtifact("carbide.manifest", 1 * KB, 2 * MB, IMAGE_TASK,
+    _expected("carbide.manifest", 1 * KB, 2 * MB, IMAGE_TASK,
                      "mkosi JSON manifest of the installed packages (carbide docs: ~26k)"),
-    ExpectedArtifact("carbide.root", 10 * MB, 300 * MB, IMAGE_TASK,
+    _expected("carbide.root", 10 * MB, 300 * MB, IMAGE_TASK,
                      "ephemeral root as a zstd-compressed newc cpio (carbide docs: ~298M)"),
-    ExpectedArtifact("carbide.vmlinuz", 2 * MB, 32 * MB, IMAGE_TASK,
+    _expected("carbide.vmlinuz", 2 * MB, 32 * MB, IMAGE_TASK,
                      "the kernel alone, for BIOS boots where a UKI cannot run (sandbox extra)"),
-    ExpectedArtifact("ipxe.efi", 64 * KB, 4 * MB, IPXE_TASK,
+    _expected("ipxe.efi", 64 * KB, 4 * MB, IPXE_TASK,
                      "iPXE for UEFI (snponly.efi) (carbide docs: ~1.1M)"),
-    ExpectedArtifact("ipxe.kpxe", 32 * KB, 2 * MB, IPXE_TASK,
+    _expected("ipxe.kpxe", 32 * KB, 2 * MB, IPXE_TASK,
                      "iPXE for legacy BIOS (undionly.kpxe) (carbide docs: ~402k)"),
-    ExpectedArtifact("autoexec.ipxe", 64, 16 * KB, IPXE_TASK,
+    _expected("autoexec.ipxe", 64, 16 * KB, IPXE_TASK,
                      "chain script fetched by prebuilt iPXE over TFTP (prebuilt path only)",
                      required=False),
-    ExpectedArtifact(PROVENANCE_FILE, 32, 64 * KB, IPXE_TASK,
+    _expected(PROVENANCE_FILE, 32, 64 * KB, IPXE_TASK,
                      "which iPXE path produced the binaries, and its version"),
 ]
 

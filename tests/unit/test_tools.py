@@ -59,14 +59,19 @@ def test_file_check_reports_missing_path(tmp_path):
 
 @pytest.mark.parametrize("content,status", [
     ("allow carbide0\n", "ok"), ("allow all\n", "ok"), ("allow virbr0\n", "missing"), (None, "missing"),
+    ("allow carbide0 # dev bridge\n", "ok"), ("# allow carbide0\n", "missing"),
+    ("allow carbide0 extra\n", "missing"),
 ])
-def test_bridge_conf(tmp_path, monkeypatch, content, status):
+def test_bridge_conf_step1_and_step3_agree(tmp_path, content, status):
+    """One parser: step 1's row and step 3's pre-flight give the same answer for every file."""
+    from runbook_lib.system_paths import bridge_allowed
+
     conf = tmp_path / "bridge.conf"
     if content is not None:
         conf.write_text(content)
-    monkeypatch.setattr(tools, "BRIDGE_CONF", conf)
     base = Check("bridge.conf", "x", True, "missing")
-    assert tools.check_bridge_conf(base).status == status
+    assert tools.check_bridge_conf(base, conf).status == status
+    assert bridge_allowed("carbide0", conf)[0] is (status == "ok")
 
 
 def test_requirements_follow_mode_and_wants():
