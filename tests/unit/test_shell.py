@@ -82,15 +82,55 @@ def test_missing_program_raises_command_not_found():
         shell.run(["definitely-not-a-program-xyz"], timeout=5)
 
 
-def test_elevation(monkeypatch):
-    monkeypatch.setattr(os, "geteuid", lambda: 0)
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root no elevation is needed; non-root cases: "
+                    "tests/integration/test_elevation.py with a real user")
+def test_root_needs_no_elevation():
     assert shell.build_argv(["mkosi"], elevate=True) == ["mkosi"]
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    monkeypatch.setattr(shell.shutil, "which", lambda name: "/usr/bin/sudo" if name == "sudo" else None)
-    assert shell.build_argv(["mkosi"], elevate=True) == ["sudo", "-n", "--", "mkosi"]
-    monkeypatch.setattr(shell.shutil, "which", lambda name: None)
-    with pytest.raises(shell.ElevationUnavailable):
-        shell.build_argv(["mkosi"], elevate=True)
+    assert shell.elevation_prefix() == []
+
+
+def test_elevation_unavailable_carries_cause_and_fix():
+    exc = shell.ElevationUnavailable("needs root", "run as root")
+    assert exc.cause == "needs root" and exc.fix == "run as root"
+    assert str(exc) == "needs root; fix: run as root"
+    assert isinstance(exc, shell.ShellError)
+
+
+def test_input_reaches_stdin_and_never_the_command_line(tmp_path):
+    log = tmp_path / "log"
+    res = shell.run([sys.executable, "-c", "import sys; print(sys.stdin.read().upper())"],
+                    timeout=20, input="s3cret\n", log_path=log)
+    assert res.ok and res.tail[0] == "S3CRET"
+    assert "s3cret" not in res.command and "s3cret" not in log.read_text().splitlines()[0]
+    # a child that never reads a large input does not block the runner
+    big = shell.run(["true"], timeout=20, input=b"x" * (4 << 20))
+    assert big.ok
+
+
+def test_failing_line_callback_is_logged_once_not_per_line(caplog):
+    def broken(line: str) -> None:
+        raise RuntimeError(f"display broke on {line}")
+
+    with caplog.at_level("WARNING", logger="runbook_lib.shell"):
+        res = shell.run([sys.executable, "-c", "for i in range(50): print(i)"], timeout=20, on_line=broken)
+    assert res.ok and len(res.tail) == 50  # the pump went on
+    records = [r for r in caplog.records if r.name == "runbook_lib.shell"]
+    assert len([r for r in records if r.exc_info]) == 1, records
+    assert "display broke on 0" in caplog.text and "failed 50 times" in caplog.text
+
+
+def test_timeout_grace_lets_a_child_finish_its_cleanup(tmp_path):
+    """A child that needs 2 s after SIGTERM to clean up is not SIGKILLed before (grace 6 s)."""
+    marker = tmp_path / "cleaned"
+    script = (f"trap 'sleep 2; echo done > {marker}; exit 0' TERM; echo ready; "
+              "sleep 300 & wait")
+    t0 = time.monotonic()
+    res = shell.run(["bash", "-c", script], timeout=1, stop_grace=6.0)
+    assert res.timed_out and marker.read_text() == "done\n"
+    assert time.monotonic() - t0 < 6
+    short = tmp_path / "short"
+    res = shell.run(["bash", "-c", script.replace(str(marker), str(short))], timeout=1, stop_grace=0.5)
+    assert res.timed_out and not short.exists()  # the same child, killed before it could clean up
 
 
 def test_timeout_required():
