@@ -1,29 +1,64 @@
-"""Shared fixtures: the repo root, and a guard that no test leaves a child process behind."""
+"""Shared fixtures: the repo root, a guard that no test leaves a child process behind, and
+the `needs_tool` marker.
+
+Processes are tracked, not guessed by name: every child that ``runbook_lib.shell.spawn``
+starts is recorded in the registry directory ``$RUNBOOK_PROC_REGISTRY`` (``.ci/run`` creates
+one per run; a plain ``pytest`` run gets its own here). ``no_leftover_processes`` checks and
+stops only what was registered during its test, never the machine's own qemu or dnsmasq.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from runbook_lib import shell
+
 REPO = Path(__file__).resolve().parent.parent
-WATCHED = ("qemu-system", "swtpm", "dnsmasq")
+_OWN_REGISTRY: Path | None = None
 
 
-def _children_named(names: tuple[str, ...]) -> list[str]:
-    """Processes whose command line starts with a watched program (all users; we are the only ones)."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmd = (Path("/proc") / pid / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-        except OSError:
-            continue
-        if any(os.path.basename(cmd).startswith(n) for n in names):
-            found.append(f"{pid} {cmd}")
-    return found
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _OWN_REGISTRY
+    config.addinivalue_line(
+        "markers", "needs_tool(name, why): skip when the program is not on PATH; under CI=true "
+                   "fail instead (scripts/test.sh installs every test dependency)")
+    if not os.environ.get(shell.REGISTRY_ENV):
+        _OWN_REGISTRY = Path(tempfile.mkdtemp(prefix="runbook-procs-"))
+        os.environ[shell.REGISTRY_ENV] = str(_OWN_REGISTRY)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With a registry of our own (no .ci/run around us), check it at the end like .ci/run does."""
+    if _OWN_REGISTRY is None:
+        return
+    left = shell.registry_leftovers(_OWN_REGISTRY)
+    if left:
+        shell.stop_leftovers(left)
+        print("\nprocesses left running by the tests (now stopped):\n"
+              + "\n".join(lo.describe() for lo in left))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    shutil.rmtree(_OWN_REGISTRY, ignore_errors=True)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers(name="needs_tool"):
+        name = mark.args[0]
+        why = mark.args[1] if len(mark.args) > 1 else mark.kwargs.get("why", "")
+        if shutil.which(name) is None:
+            msg = f"needs {name} on PATH{': ' + why if why else ''}"
+            if in_ci():
+                pytest.fail(f"{msg} (CI=true: a missing test dependency is a failure; "
+                            "scripts/test.sh installs it)", pytrace=False)
+            pytest.skip(msg)
 
 
 @pytest.fixture
@@ -33,8 +68,12 @@ def repo() -> Path:
 
 @pytest.fixture
 def no_leftover_processes():
-    """Fail the test if it leaves qemu, swtpm or dnsmasq running (that it started)."""
-    before = set(_children_named(WATCHED))
+    """Fail the test if a process it started through shell.spawn is still running afterwards."""
+    registry = Path(os.environ[shell.REGISTRY_ENV])
+    before = set(registry.glob("*.json"))
     yield
-    after = set(_children_named(WATCHED)) - before
-    assert not after, f"processes left running: {sorted(after)}"
+    new = [p for p in registry.glob("*.json") if p not in before]
+    left = shell.registry_leftovers(registry, new)
+    if left:
+        shell.stop_leftovers(left)
+        pytest.fail("processes left running (now stopped):\n" + "\n".join(lo.describe() for lo in left))
