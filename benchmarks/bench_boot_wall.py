@@ -48,7 +48,7 @@ def bare(p: dict, tmp: Path) -> tuple[float, float]:
                 if rx.search(data[-4096:]):
                     prompt = time.monotonic() - t0
                     break
-                if time.monotonic() - t0 > p["timeout_s"]:
+                if time.monotonic() - t0 > p["boot_timeout_s"]:
                     raise RuntimeError("bare qemu: no prompt")
                 time.sleep(0.02)
     return prompt, time.monotonic() - t_start
@@ -71,7 +71,7 @@ def main() -> int:
     for i in range(args.runs):
         for name, fn in (("bare qemu", bare), ("runbook", runbook)):
             p = STEP3.validate({"accel": "tcg", "port": free_port(), "firmware": args.firmware,
-                                "timeout_s": 600})
+                                "boot_timeout_s": 600})
             with tempfile.TemporaryDirectory() as tmp:
                 prompt, wall = fn(p, Path(tmp))
             rows.append((name, prompt, wall))

@@ -145,6 +145,10 @@ def run_one(spec: NotebookSpec, values: dict[str, Any], report_dir: Path, hide_c
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .live import HEADLESS_ENV
+
+    # The kernels papermill starts inherit this: steps print progress lines instead of widgets.
+    os.environ.setdefault(HEADLESS_ENV, "1")
     raw = parse_overrides(args.p)
     try:
         if args.notebook == "all":

@@ -79,3 +79,68 @@ class LiveTail:
 
     def close(self) -> None:
         self._refresh()
+
+
+HEADLESS_ENV = "RUNBOOK_HEADLESS"
+
+
+def headless() -> bool:
+    """True when nobody watches widgets: a terminal (`runbook build`), or a kernel run by
+    papermill for `runbook run` (which sets RUNBOOK_HEADLESS=1 for its kernels)."""
+    import os
+
+    return not in_kernel() or os.environ.get(HEADLESS_ENV, "") not in ("", "0")
+
+
+class ProgressLines:
+    """Progress as plain lines on stderr, for CI logs and watchdogs that kill silent jobs.
+
+    At most one line every `min_interval` seconds (a line that comes sooner is held and printed
+    with the next one, or at :meth:`flush`); while a task runs long without a new task line,
+    a heartbeat with the last output line is printed every `heartbeat` seconds.
+    """
+
+    def __init__(self, min_interval: float = 3.0, heartbeat: float = 60.0, stream=None) -> None:
+        self.min_interval = min_interval
+        self.heartbeat_s = heartbeat
+        self.stream = stream
+        self._last = float("-inf")
+        self._pending: str | None = None
+        self._status = ""
+        self._status_since = time.monotonic()
+        self._lock = threading.Lock()
+
+    def _emit(self, text: str) -> None:
+        print(text, file=self.stream or sys.stderr, flush=True)
+
+    def line(self, text: str, status: str | None = None) -> None:
+        with self._lock:
+            if status is not None:
+                self._status, self._status_since = status, time.monotonic()
+            now = time.monotonic()
+            if now - self._last >= self.min_interval:
+                self._last, self._pending = now, None
+                self._emit(text)
+            else:
+                self._pending = text
+
+    def output(self, last_line: str) -> None:
+        """Called per output line of the running command: a heartbeat when it is due."""
+        with self._lock:
+            now = time.monotonic()
+            if self._pending is not None and now - self._last >= self.min_interval:
+                self._last, pending, self._pending = now, self._pending, None
+                self._emit(pending)
+                return
+            if now - self._last >= self.heartbeat_s:
+                self._last = now
+                running = f"{self._status}: " if self._status else ""
+                self._emit(f"{running}still running ({now - self._status_since:.0f}s); "
+                           f"last output: {clean_text(last_line)[:120]}")
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._pending is not None:
+                self._emit(self._pending)
+                self._pending = None
+                self._last = time.monotonic()

@@ -84,7 +84,7 @@ def classify(*, returncode: int | None, timed_out: bool, interrupted: bool, log:
                        cause=f"timed out while running task {task!r}; the process group was killed" if task
                        else "timed out before any task started; the process group was killed",
                        fix=f"look at the end of the log{where}; if it was still making progress, "
-                           f"raise timeout_s",
+                           f"raise build_timeout_s",
                        failing_task=task, excerpt="\n".join(lines[-15:]), warnings=warnings)
     if interrupted:
         return Verdict(Status.ERROR, "interrupted", "the build was interrupted",

@@ -1,8 +1,10 @@
 """Run a planned build: live bounded output, the full log in a file, a progress bar.
 
 The progress bar advances on ``Running Task:`` lines (cargo-make's, or the sandbox's
-``[sandbox]`` lines) for tasks of the plan. In Jupyter it is an ipywidgets
-``IntProgress``; elsewhere each task is a short progress line via :func:`live.note`.
+``[sandbox]`` lines) for tasks of the plan. In a live Jupyter session it is an ipywidgets
+``IntProgress``; headless (a terminal, or papermill under ``runbook run``) each task is a
+progress line on stderr (``[3/11] Running Task: NAME``, at most one every few seconds, plus a
+heartbeat while a long task runs), so CI logs show progress and watchdogs see a live job.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ class Progress:
         self.title = title
         self._bar: Any = None
         self._label: Any = None
-        if live.in_kernel():
+        self.lines = live.ProgressLines() if live.headless() else None
+        if not live.headless():
             try:
                 import ipywidgets as w
                 from IPython.display import display
@@ -37,8 +40,8 @@ class Progress:
                 display(w.HBox([self._bar, self._label]))
             except ImportError:
                 self._bar = None
-        if self._bar is None:
-            live.note(f"{title}: {len(names)} planned task(s): {', '.join(names)}")
+        if self.lines is not None:
+            self.lines.line(f"{title}: {len(names)} planned task(s): {', '.join(names)}")
 
     def on_task(self, run: TaskRun) -> None:
         if run.skipped or run.level != 0:
@@ -49,17 +52,23 @@ class Progress:
         if self._bar is not None:
             self._bar.value = min(len(self.done), self.total)
             self._label.value = text
-        else:
-            live.note(text)
+        if self.lines is not None:
+            self.lines.line(text, status=f"[{len(self.done)}/{self.total}] {run.name}")
+
+    def on_output(self, line: str) -> None:
+        if self.lines is not None:
+            self.lines.output(line)
 
     def finish(self, ok: bool) -> None:
         if self._bar is not None:
             self._bar.bar_style = "success" if ok else "danger"
             self._label.value = (f"{self.title}: finished, {len(self.done)}/{self.total} planned tasks ran"
                                  if ok else f"{self.title}: stopped after {len(self.done)}/{self.total} tasks")
-        else:
-            live.note(f"{self.title}: {'finished' if ok else 'stopped'}; "
-                      f"{len(self.done)}/{self.total} planned tasks ran")
+        if self.lines is not None:
+            self.lines.flush()
+            self.lines.line(f"{self.title}: {'finished' if ok else 'stopped'}; "
+                            f"{len(self.done)}/{self.total} planned tasks ran")
+            self.lines.flush()
 
 
 @dataclass
@@ -115,6 +124,7 @@ def execute(target: Target, log_path: Path, timeout_s: float, *, force: bool = F
     def on_line(line: str) -> None:
         clog.feed(line)
         tail(redact(line))
+        progress.on_output(redact(line))
 
     start_wall = time.time()
     t0 = time.monotonic()

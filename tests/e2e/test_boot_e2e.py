@@ -39,7 +39,7 @@ def _artifacts() -> None:
 
 
 def params(**kw) -> dict:
-    base = {"accel": "tcg", "port": free_port(), "timeout_s": 400}
+    base = {"accel": "tcg", "port": free_port(), "boot_timeout_s": 400}
     base.update(kw)
     return STEP3.validate(base)
 
@@ -84,7 +84,7 @@ def test_bios_nic_rom_with_swtpm_reaches_login(tmp_path: Path) -> None:
 
 
 def test_standin_down_fails_on_the_chain(tmp_path: Path) -> None:
-    run, data = boot(tmp_path, params(firmware="bios", timeout_s=120), serve=False)
+    run, data = boot(tmp_path, params(firmware="bios", boot_timeout_s=120), serve=False)
     assert run.status is Status.FAIL
     assert data["details"]["analysis"]["first_failure"]["kind"] == "http_connection"
     assert "Connection reset" in run.cause
@@ -92,7 +92,7 @@ def test_standin_down_fails_on_the_chain(tmp_path: Path) -> None:
 
 
 def test_kernel_404(tmp_path: Path) -> None:
-    run, _ = boot(tmp_path, params(firmware="bios", timeout_s=120),
+    run, _ = boot(tmp_path, params(firmware="bios", boot_timeout_s=120),
                   script=BootScript(mode="kernel", kernel="no-such.vmlinuz"))
     assert run.status is Status.FAIL
     ff = run.analysis.first_failure
@@ -101,7 +101,7 @@ def test_kernel_404(tmp_path: Path) -> None:
 
 
 def test_initrd_missing_panics(tmp_path: Path) -> None:
-    run, _ = boot(tmp_path, params(firmware="bios", timeout_s=300),
+    run, _ = boot(tmp_path, params(firmware="bios", boot_timeout_s=300),
                   script=BootScript(mode="kernel", initrd=None))
     assert run.status is Status.FAIL
     ff = run.analysis.first_failure
@@ -115,7 +115,7 @@ def test_no_bootfile(tmp_path: Path) -> None:
     for name in NEEDED:
         if name != "ipxe.efi":
             (art / name).symlink_to(ART / name)
-    p = params(artifacts_dir=str(art), timeout_s=120)
+    p = params(artifacts_dir=str(art), boot_timeout_s=120)
     plan = step.preflight(p)
     assert plan.status is Status.FAIL and "ipxe.efi" in plan.first_problem().detail
     run = step.boot(plan, tmp_path / "logs", on_event=None, skip_checks=True)
@@ -127,7 +127,7 @@ def test_no_bootfile(tmp_path: Path) -> None:
 def test_hang_times_out_naming_the_last_milestone(tmp_path: Path) -> None:
     # rdinit= runs sleep instead of systemd: the kernel boots, then nothing more happens.
     script = BootScript(mode="kernel", cmdline="console=ttyS0,115200 rdinit=/usr/bin/sleep 3600")
-    run, data = boot(tmp_path, params(firmware="bios", timeout_s=60), script=script)
+    run, data = boot(tmp_path, params(firmware="bios", boot_timeout_s=60), script=script)
     assert run.status is Status.FAIL
     ff = run.analysis.first_failure
     assert ff.kind == "timeout"

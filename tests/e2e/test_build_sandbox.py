@@ -30,7 +30,7 @@ def _processes_mentioning(text: str) -> list[str]:
 
 def test_real_sandbox_build_through_step2(tmp_path):
     workdir = tmp_path / "sandbox"
-    s = BuildStep({"workdir": str(workdir), "force": True, "timeout_s": 1800,
+    s = BuildStep({"workdir": str(workdir), "force": True, "build_timeout_s": 1800,
                    "root_password": "e2e-S3cret"}, log_dir=tmp_path / "reports" / "run1")
     plan = s.plan()
     assert plan.status is Status.PASS, plan
@@ -62,7 +62,7 @@ def test_real_sandbox_build_through_step2(tmp_path):
     assert _processes_mentioning(str(workdir)) == []
 
     # A second run with unchanged inputs: the builder's cache; the previous manifest is compared.
-    again = build_ipxe_image({"workdir": str(workdir), "timeout_s": 1800},
+    again = build_ipxe_image({"workdir": str(workdir), "build_timeout_s": 1800},
                              log_dir=tmp_path / "reports" / "run2")
     assert again.status is Status.PASS, again
     assert again.details["manifest"]["details"]["previous_found"] is True

@@ -19,13 +19,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leftover_proc
 def art(tmp_path: Path) -> Path:
     d = tmp_path / "art"
     d.mkdir(exist_ok=True)
-    for n in ("ipxe.efi", "autoexec.ipxe", "carbide.efi"):
-        (d / n).write_bytes(b"x")
+    # sparse files in each artifact's size band (the pre-flight checks bands, not only presence)
+    for n, size in (("ipxe.efi", 300_000), ("autoexec.ipxe", 200), ("carbide.efi", 80_000_000)):
+        with open(d / n, "wb") as fh:
+            fh.truncate(size)
     return d
 
 
 def params(tmp_path: Path, **kw) -> dict:
-    base = {"accel": "tcg", "port": free_port(), "artifacts_dir": str(art(tmp_path)), "timeout_s": 30}
+    base = {"accel": "tcg", "port": free_port(), "artifacts_dir": str(art(tmp_path)), "boot_timeout_s": 30}
     base.update(kw)
     return STEP3.validate(base)
 
@@ -35,20 +37,26 @@ def test_qemu_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without qemu, as on a fresh machine
     plan = step.preflight(p)
     assert plan.status is Status.ERROR
-    assert plan.first_problem().check == "qemu"
+    assert plan.first_problem().check == "qemu-system-x86_64"
     run = step.boot(plan, tmp_path / "logs", on_event=None)
     assert run.status is Status.ERROR and "qemu-system-x86_64" in run.cause
-    assert "apt-get install qemu-system-x86" in run.fix
+    assert "apt-get install -y qemu-system-x86" in run.fix
     forced = step.boot(plan, tmp_path / "logs2", on_event=None, skip_checks=True)
     assert forced.status is Status.ERROR and "command not found" in forced.cause
 
 
 def test_ovmf_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vmq, "OVMF_CODE", tmp_path / "nope" / "OVMF_CODE_4M.fd")
+    from dataclasses import replace
+
+    from runbook_lib import requirements as reqs
+
+    gone = str(tmp_path / "nope" / "OVMF_CODE_4M.fd")
+    monkeypatch.setattr(reqs, "REGISTRY", tuple(
+        replace(r, target=gone) if r.name == "OVMF (UEFI firmware)" else r for r in reqs.REGISTRY))
     plan = step.preflight(params(tmp_path))
     assert plan.status is Status.ERROR
     prob = plan.first_problem()
-    assert prob.check == "firmware (OVMF)" and "OVMF_CODE_4M.fd" in prob.detail
+    assert prob.check == "OVMF (UEFI firmware)" and "OVMF_CODE_4M.fd" in prob.detail
     assert "ovmf" in prob.fix
     res = step.preflight_result(plan)
     assert res.status is Status.ERROR and res.fix
@@ -66,6 +74,16 @@ def test_port_busy_is_error_naming_the_port(tmp_path: Path) -> None:
         run = step.boot(plan, tmp_path / "logs", on_event=None, skip_checks=True)
         assert run.status is Status.ERROR
         assert f"port {port}" in run.cause and str(port) in run.fix
+
+
+def test_truncated_artifact_is_fail_before_booting(tmp_path: Path) -> None:
+    p = params(tmp_path)
+    with open(Path(p["artifacts_dir"]) / "carbide.efi", "wb") as fh:
+        fh.truncate(1000)
+    plan = step.preflight(p)
+    assert plan.status is Status.FAIL
+    prob = plan.first_problem()
+    assert prob.check == "artifacts" and "carbide.efi truncated" in prob.detail and "step 2" in prob.fix
 
 
 def test_bad_extra_args_is_error_with_qemus_message(tmp_path: Path) -> None:
@@ -117,8 +135,8 @@ def test_bridge_without_acl_or_bridge_is_error(tmp_path: Path) -> None:
     assert "stand-in port" not in rows  # bridge mode never starts the stand-in
     if not vmq.BRIDGE_CONF.exists() or not vmq.bridge_allowed("carbide0")[0]:
         assert plan.status is Status.ERROR
-        assert rows["bridge ACL"].status == "ERROR"
-        assert "allow carbide0" in rows["bridge ACL"].fix
+        acl = rows["bridge.conf allows carbide0"]
+        assert acl.status == "ERROR" and "allow carbide0" in acl.fix
     if not Path("/sys/class/net/carbide0").exists():
         assert rows["bridge carbide0"].status == "ERROR"
         run = step.boot(plan, tmp_path / "logs", on_event=None)

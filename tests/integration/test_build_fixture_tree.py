@@ -20,7 +20,8 @@ from runbook_lib.build.step import BuildStep
 from runbook_lib.result import Status
 
 pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(shutil.which("cargo") is None, reason="needs the real cargo")]
+              # scripts/test.sh installs Debian's cargo; under CI=true a missing cargo fails
+              pytest.mark.needs_tool("cargo", "the real cargo dispatches `cargo make` to the fixture's cargo-make")]
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "carbide_tree"
 
@@ -93,7 +94,10 @@ def test_clean_run_when_the_upload_succeeds(tmp_path, stand_in, monkeypatch):
 def test_real_failure_is_fail_with_task_and_excerpt(tmp_path, stand_in):
     root = tree(tmp_path)
     mf = root / "pxe" / "Makefile.toml"
-    mf.write_text(mf.read_text().replace('IPXE_SOURCE = "/usr/lib/ipxe"', 'IPXE_SOURCE = "/nonexistent/ipxe"'))
+    text = mf.read_text()
+    assert 'IPXE_SOURCE = "${CARGO_MAKE_WORKING_DIRECTORY}/ipxe/bin"' in text
+    mf.write_text(text.replace('IPXE_SOURCE = "${CARGO_MAKE_WORKING_DIRECTORY}/ipxe/bin"',
+                               'IPXE_SOURCE = "/nonexistent/ipxe"'))
     s = step(root, tmp_path)
     s.plan()
     run = s.run()
@@ -162,7 +166,7 @@ def test_timeout_kills_the_whole_build(tmp_path, stand_in):
     (root / "pxe" / "Makefile.toml").write_text(
         '[tasks.build-boot-artifacts-x86_64]\ndependencies = ["hang"]\n'
         '[tasks.hang]\nscript = "sleep 300 # build-timeout-marker"\n')
-    s = step(root, tmp_path, timeout_s=3)
+    s = step(root, tmp_path, build_timeout_s=3)
     s.plan()
     run = s.run()
     assert run.status is Status.FAIL and s.verdict.kind == "timeout" and "hang" in run.cause

@@ -128,7 +128,7 @@ def test_timeout_is_fail_with_the_running_task(tmp_path):
     inv = art.inventory(tmp_path, DOCS, time.time())
     v = verdict("[cargo-make] INFO - Running Task: mkosi-build\n", None, inv, timed_out=True, timeout_s=60)
     assert v.status is Status.FAIL and v.kind == "timeout" and "mkosi-build" in v.cause
-    assert "timeout_s" in v.fix
+    assert "build_timeout_s" in v.fix
 
 
 def test_sandbox_exit_2_is_an_environment_error(tmp_path):
