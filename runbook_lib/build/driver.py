@@ -135,8 +135,11 @@ def execute(target: Target, log_path: Path, timeout_s: float, *, force: bool = F
         for argv in argvs:
             shown.append(redact(shell.quote(argv)))
             remaining = max(1.0, deadline - time.monotonic())
+            # On timeout or Ctrl-C the builder gets SIGTERM and, before SIGKILL, the time it
+            # needs to stop its own command (mkosi) and remove its staging.
             rr = shell.run(argv, timeout=remaining, log_path=log_path, cwd=target.run_dir,
-                           env=target.env(root_password), on_line=on_line, tail_lines=400)
+                           env=target.env(root_password), on_line=on_line, tail_lines=400,
+                           stop_grace=shell.BUILDER_CLEANUP_GRACE_S)
             results.append(rr)
             if not rr.ok:
                 break

@@ -57,13 +57,16 @@ class Runner:
         full = shell.build_argv(argv, elevate)
         self.say(progress.execute_command(full))
         try:
+            # A stopped command (mkosi) gets time to undo its mounts; the build driver gives
+            # this builder shell.BUILDER_CLEANUP_GRACE_S, which covers this and our own cleanup.
             rr = shell.run(argv, timeout=timeout, cwd=cwd, env=env, elevate=elevate,
-                           log_path=self.log_path, on_line=self.emit)
+                           log_path=self.log_path, on_line=self.emit,
+                           stop_grace=shell.COMMAND_CLEANUP_GRACE_S)
         except shell.CommandNotFound as exc:
             raise EnvironmentProblem(f"{exc.program} is not installed",
                                      "run step 1 (01_install_build_tools) with install_missing=True") from exc
         except shell.ElevationUnavailable as exc:
-            raise EnvironmentProblem(str(exc), "run as root or install and configure sudo") from exc
+            raise EnvironmentProblem(exc.cause, exc.fix or "run as root or allow passwordless sudo") from exc
         if rr.ok or not check:
             return rr
         self.say(progress.command_failed(rr.returncode))

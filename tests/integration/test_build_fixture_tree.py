@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -172,6 +173,32 @@ def test_timeout_kills_the_whole_build(tmp_path, stand_in):
     assert run.status is Status.FAIL and s.verdict.kind == "timeout" and "hang" in run.cause
     ps = subprocess.run(["pgrep", "-f", "build-timeout-marker"], capture_output=True, text=True)
     assert ps.stdout.strip() == "", "the timed-out build left processes behind"
+
+
+def test_timeout_gives_the_builder_time_to_clean_up(tmp_path, stand_in):
+    """On timeout the driver's SIGTERM must leave the build time to clean up before SIGKILL.
+
+    The sandbox builder stops mkosi and removes its staging when it gets SIGTERM; a task
+    here that needs 5 s for its cleanup (a real bash trap) must finish it.
+    """
+    from runbook_lib import shell
+
+    assert shell.BUILDER_CLEANUP_GRACE_S > shell.COMMAND_CLEANUP_GRACE_S >= 5
+    marker = tmp_path / "cleaned-up"
+    root = tmp_path / "slow"
+    (root / "pxe").mkdir(parents=True)
+    script = (f"trap 'echo cleaning up; sleep 5; echo done > {marker}; exit 3' TERM\n"
+              "echo building\nsleep 300 &\nwait\n")
+    (root / "pxe" / "Makefile.toml").write_text(
+        '[tasks.build-boot-artifacts-x86_64]\ndependencies = ["hang"]\n'
+        f"[tasks.hang]\nscript = '''\n{script}'''\n")
+    s = step(root, tmp_path, build_timeout_s=3)
+    s.plan()
+    t0 = time.monotonic()
+    run = s.run()
+    assert run.status is Status.FAIL and s.verdict.kind == "timeout"
+    assert marker.read_text() == "done\n", "the build was killed before its cleanup finished"
+    assert time.monotonic() - t0 < 3 + shell.BUILDER_CLEANUP_GRACE_S
 
 
 def test_cli_plan_handler(tmp_path, capsys):
