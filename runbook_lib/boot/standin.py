@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import re
 import socket
@@ -26,6 +27,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..sandbox.scripts import KERNEL_CMDLINE
 from ..sandbox.scripts import boot_script as sandbox_boot_script
+
+log = logging.getLogger(__name__)
 
 BOOT_PATH = "/api/v0/pxe/boot"
 BLOB_PREFIX = "/public/blobs/internal/"
@@ -139,8 +142,9 @@ class StandIn:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._t0 = time.monotonic()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards requests and _log_fh (handler threads, stop())
         self._log_fh: TextIO | None = None
+        self._callback_failures = 0
 
     @property
     def url(self) -> str:
@@ -173,9 +177,11 @@ class StandIn:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        if self._log_fh is not None:
-            self._log_fh.close()
-            self._log_fh = None
+        # Handler threads (daemons, not joined) may still be recording: close under their lock.
+        with self._lock:
+            if self._log_fh is not None:
+                self._log_fh.close()
+                self._log_fh = None
 
     @property
     def running(self) -> bool:
@@ -196,8 +202,13 @@ class StandIn:
         if self.on_request:
             try:
                 self.on_request(req)
-            except Exception:
-                pass
+            except Exception:  # a display problem must not break serving
+                with self._lock:
+                    self._callback_failures += 1
+                    first = self._callback_failures == 1
+                if first:
+                    log.exception("the request callback of the carbide-pxe stand-in failed; requests "
+                                  "are still served and logged (further failures are not logged)")
 
     def reset_clock(self, t0: float) -> None:
         """Make request times relative to `t0` (time.monotonic() when the VM started)."""
@@ -215,6 +226,10 @@ class _Server(ThreadingHTTPServer):
         # SO_REUSEADDR only lets us rebind a port in TIME_WAIT; it never shares a listening port.
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         super().server_bind()
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # socketserver prints the traceback to stderr; send it to the log instead.
+        log.exception("the carbide-pxe stand-in failed on a request from %s", client_address)
 
 
 def _make_handler(owner: StandIn) -> type[BaseHTTPRequestHandler]:

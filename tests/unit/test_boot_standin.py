@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import socket
 import time
@@ -130,3 +131,79 @@ def test_templates() -> None:
     assert "carbide-sandbox: boot script for uuid=u" in sb
     auto = BootScript().render("http://h:1", "u", "x86_64")
     assert "iseq ${platform} efi" in auto and "initrd --name carbide.root" in auto
+
+
+def _stop_while_logging(tmp_path: Path, n: int) -> tuple[list[str], int]:
+    """One round: stop() while handler threads are piled up in record(); (log lines, requests)."""
+    import fcntl
+    import threading
+
+    art = tmp_path / "art"
+    art.mkdir(exist_ok=True)
+    fifo = tmp_path / "requests.jsonl"
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo)
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    fcntl.fcntl(rfd, 1031, 4096)  # F_SETPIPE_SZ: one page, filled by ~20 records
+    s = StandIn(art, port=free_port(), log_path=fifo).start()
+
+    for i in range(n):  # each answered at once; its handler thread then waits to log it
+        resp, _ = get(s, f"/api/v0/pxe/boot?uuid=u{i}&buildarch=x86_64", {"Connection": "close"})
+        assert resp.status == 200
+    time.sleep(0.1)
+    assert len(s.requests) < n, "the pipe did not fill: nothing was waiting to log"
+    stopper = threading.Thread(target=s.stop)
+    stopper.start()
+    time.sleep(0.1)
+    data = b""
+    os.set_blocking(rfd, True)
+    while True:  # drain until every writer has closed the FIFO (EOF)
+        chunk = os.read(rfd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(rfd)
+    stopper.join(timeout=20)
+    assert not stopper.is_alive()
+    deadline = time.monotonic() + 10
+    while len(s.requests) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    return data.decode().splitlines(), len(s.requests)
+
+
+def test_stop_while_handlers_are_still_logging(tmp_path: Path, caplog, capsys) -> None:
+    """stop() closes the request log under the lock the handler threads write it with.
+
+    The log is a FIFO with a one-page buffer that the test reads only after stop() was
+    called: handler threads pile up in record(), one blocked in its write, when stop()
+    runs. Without the lock a handler can write to the closed file (a race: several rounds).
+    """
+    for _ in range(12):
+        lines, count = _stop_while_logging(tmp_path, 40)
+        assert count == 40  # the in-memory log is complete
+        assert lines and all(json.loads(ln)["status"] == 200 for ln in lines)  # no torn line
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "closed file" not in err, err
+        assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+
+
+def test_a_failing_request_callback_is_logged_once(served, caplog) -> None:
+    s, _ = served
+    calls = []
+
+    def broken(req) -> None:
+        calls.append(req)
+        raise RuntimeError("display broke")
+
+    s.on_request = broken
+    with caplog.at_level("WARNING", logger="runbook_lib.boot.standin"):
+        for _ in range(3):
+            resp, _body = get(s, "/api/v0/pxe/boot?uuid=x")
+            assert resp.status == 200
+        deadline = time.monotonic() + 5
+        while len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(calls) == 3
+    logged = [r for r in caplog.records if r.name == "runbook_lib.boot.standin"]
+    assert len(logged) == 1 and "display broke" in caplog.text
