@@ -25,3 +25,67 @@ def test_redact_secret_command_line_flags():
     assert redact("build --root-password hunter2 --force") == "build --root-password *** --force"
     assert redact("x --root-password='a b' y") == "x --root-password=*** y"
     assert redact("x --api-token abc") == "x --api-token ***"
+
+
+# --- secret shapes the detectors must catch (issue 13, defect 15) ---
+
+OPENSSH_KEY = """writing host key
+-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+QyNTUxOQAAACBXk3pLmQ7rT2vW9zB1nCxY4hD8fJ6sK0aE5uI3oP7qRwAAAJgPlantedKey
+-----END OPENSSH PRIVATE KEY-----
+done
+"""
+
+
+def test_redact_curl_user_password():
+    out = redact("+ curl -fsSL -u admin:S3cretPass https://artifactory.example.com/x")
+    assert "S3cretPass" not in out and "-u admin:***" in out and "https://artifactory.example.com/x" in out
+
+
+def test_redact_key_value_with_spaces_and_a_suffix():
+    out = redact("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    assert out == "aws_secret_access_key = ***"
+
+
+def test_redact_bare_tokens_from_detect_secrets():
+    for token in ("glpat-Xy7kP2mQ9rT4vW8zB1nC", "ghp_R4nd0mT0k3nV4lu3F0rT3st1ngXyZ12345ab",
+                  "AKIAQ3EGRTSXKZ2LWJ7M"):
+        out = redact(f"cloning with {token} now")
+        assert out == "cloning with *** now", (token, out)
+
+
+def test_redact_a_whole_jwt_not_just_its_header():
+    jwt = ("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJtYWNoaW5lIjoiNTI6NTQ6MDA6MTI6MzQ6NTYifQ."
+           "c2lnbmF0dXJlLW9mLXRoZS1tYWNoaW5lLWlk")
+    assert redact(f"agent: identity {jwt} ok") == "agent: identity *** ok"
+
+
+def test_redact_a_private_key_block_whole():
+    out = redact(OPENSSH_KEY)
+    assert out == ("writing host key\n-----BEGIN OPENSSH PRIVATE KEY-----\n***\n"
+                   "-----END OPENSSH PRIVATE KEY-----\ndone\n")
+
+
+def test_redact_a_private_key_block_cut_at_either_end():
+    head = OPENSSH_KEY.split("-----END")[0]
+    assert "b3BlbnNz" not in redact(head) and "PlantedKey" not in redact(head)
+    tail = "… cut …\n" + OPENSSH_KEY.split("-----\n", 1)[1]
+    out = redact(tail)
+    assert "b3BlbnNz" not in out and "PlantedKey" not in out and out.endswith("KEY-----\ndone\n")
+
+
+def test_redact_keeps_ordinary_build_and_console_lines():
+    from pathlib import Path
+
+    lines = [ln for ln in (Path(__file__).parent.parent / "fixtures" / "secrets" / "ordinary.txt")
+             .read_text().splitlines() if ln and not ln.startswith("#")]
+    for line in lines:
+        assert redact(line) == line
+
+
+def test_redact_code_keeps_assignments_runnable_but_drops_tokens():
+    src = 'root_password = "carbide"  # redacted in reports\nurl = "https://u:Pa55w0rd-URL@h/x"\n'
+    out = redact(src + 'tok = "glpat-Xy7kP2mQ9rT4vW8zB1nC"\n', code=True)
+    assert out == src.replace("Pa55w0rd-URL", "***") + 'tok = "***"\n'
+    compile(out, "cell", "exec")
