@@ -12,6 +12,7 @@ QEMU exits, or on the timeout.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from typing import Callable
 
 from ..report.sanitize import clean_text
 from .analyze import STAMP_FMT, Analysis, BootLogAnalyzer, Failure, Milestone
+
+log = logging.getLogger(__name__)
 
 Event = Milestone | Failure
 
@@ -54,6 +57,7 @@ def watch(serial_raw: Path, console_log: Path, *, t0: float, timeout_s: float,
     fatal_deadline: float | None = None
     success_at: float | None = None
     offset = 0
+    callback_failures = 0
     console_log.parent.mkdir(parents=True, exist_ok=True)
     with open(console_log, "wb") as out:
 
@@ -66,12 +70,15 @@ def watch(serial_raw: Path, console_log: Path, *, t0: float, timeout_s: float,
                 _report(ev)
 
         def _report(ev: Event) -> None:
-            nonlocal fatal_deadline
+            nonlocal fatal_deadline, callback_failures
             if on_event:
                 try:
                     on_event(ev)
-                except Exception:
-                    pass
+                except Exception:  # a display problem must not stop the watch
+                    callback_failures += 1
+                    if callback_failures == 1:
+                        log.exception("the console event callback failed; the watch goes on "
+                                      "(further failures are counted, not logged)")
             if isinstance(ev, Failure) and ev.kind in fatal_kinds and fatal_deadline is None:
                 fatal_deadline = time.monotonic() + FATAL_GRACE_S
 
@@ -112,6 +119,8 @@ def watch(serial_raw: Path, console_log: Path, *, t0: float, timeout_s: float,
             time.sleep(POLL_S)
         if pending:
             emit_lines(pending)
+    if callback_failures > 1:
+        log.warning("the console event callback failed %d times", callback_failures)
     duration = time.monotonic() - t0
     analysis = analyzer.finish(
         ended={"success": "success", "fatal": "exit", "exit": "exit",
