@@ -9,8 +9,8 @@ EFI stub, at the section addresses mkosi itself uses.
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import warnings
 from pathlib import Path
 
 from .. import shell
@@ -21,7 +21,9 @@ RELEASE = "bookworm"
 MKOSI_OUTPUT = "image.cpio.zst"
 # Section -> VMA, as mkosi uses for its own UKIs.
 UKI_SECTIONS = ((".osrel", 0x20000), (".cmdline", 0x30000), (".linux", 0x2000000), (".initrd", 0x3000000))
-TOOLS = ("mkosi", "debootstrap", "objcopy", "zstd", "cpio")
+TOOLS = ("mkosi", "debootstrap", "objcopy", "zstd", "cpio", "openssl")
+# crypt(3) SHA-512: $6$, optional rounds=N$, a salt of up to 16 characters, then 86 characters.
+SHA512_CRYPT = re.compile(r"^\$6\$(?:rounds=\d+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}$")
 
 
 def missing_tools() -> list[str]:
@@ -31,12 +33,28 @@ def missing_tools() -> list[str]:
     return out
 
 
-def hash_password(password: str) -> str:
-    """SHA-512 crypt hash for /etc/shadow (mkosi's PasswordIsHashed=yes)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt  # deprecated in 3.11, removed in 3.13; fine for Debian 12's 3.11
-    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_SHA512))
+def hash_password(password: str, salt: str | None = None) -> str:
+    """SHA-512 crypt hash for /etc/shadow (mkosi's PasswordIsHashed=yes).
+
+    ``openssl passwd -6`` computes it (Python's ``crypt`` module is gone in 3.13); the
+    password goes to openssl on stdin, never on its command line. ``salt`` is for tests:
+    by default openssl picks a random one.
+    """
+    if "\n" in password or "\r" in password:
+        raise EnvironmentProblem("the root password contains a line break",
+                                 "choose a root password without line breaks")
+    argv = ["openssl", "passwd", "-6"] + (["-salt", salt] if salt is not None else []) + ["-stdin"]
+    try:
+        rr = shell.run(argv, timeout=60, input=password + "\n", tail_lines=20)
+    except shell.CommandNotFound as exc:
+        raise EnvironmentProblem("openssl is not installed (it hashes the image's root password)",
+                                 "apt-get install openssl") from exc
+    hashed = rr.tail[-1].strip() if rr.tail else ""
+    if not rr.ok or not SHA512_CRYPT.match(hashed):
+        raise EnvironmentProblem(
+            f"openssl passwd -6 did not produce a SHA-512 crypt hash (exit {rr.returncode})",
+            "check that `openssl passwd -6 -stdin` works here (OpenSSL 1.1.1 or later)")
+    return hashed
 
 
 def dropin_text(password_hash: str, mirror: str | None) -> str:
