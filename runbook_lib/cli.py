@@ -13,11 +13,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .params import NOTEBOOKS, NotebookSpec, ParamError, resolve
 from .paths import repo_root
 from .result import Status
+
+if TYPE_CHECKING:
+    from .report.export import RunFailure, Summary
 
 EXIT_USAGE = 2
 
@@ -87,14 +90,67 @@ def check_report_dir(path: Path) -> str | None:
     return None
 
 
-def run_one(spec: NotebookSpec, values: dict[str, Any], report_dir: Path, hide_code: bool,
-            quiet: bool, timeout: int | None) -> tuple[Status, dict[str, Path]]:
+def resolve_notebook(name: str) -> tuple[NotebookSpec, Path]:
+    """A registered notebook (name, alias or file name), else a notebook file outside the registry.
+
+    The latter is a path to an existing .ipynb, or NAME.ipynb in the notebooks directory
+    (RUNBOOK_NOTEBOOKS_DIR); it takes no -p parameters.
+    """
+    try:
+        spec = resolve(name)
+        return spec, notebooks_dir() / f"{spec.name}.ipynb"
+    except ParamError:
+        for path in (Path(name), notebooks_dir() / f"{name}.ipynb"):
+            if path.suffix == ".ipynb" and path.is_file():
+                return NotebookSpec(name=path.stem, title=path.stem, description=str(path),
+                                    params=(), in_main_job=False), path
+        raise
+
+
+def _execute(source: Path, output: Path, params: dict[str, Any], quiet: bool,
+             timeout: int | None) -> RunFailure | None:
+    """Run the notebook with papermill into `output`; how the run ended when it did not finish."""
     import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
 
+    from .report.export import RunFailure
+
+    try:
+        pm.execute_notebook(
+            str(source), str(output), parameters=params, cwd=str(source.parent),
+            kernel_name="python3", log_output=not quiet, progress_bar=(not quiet and sys.stderr.isatty()),
+            request_save_on_cell_execute=True, execution_timeout=timeout,
+        )
+    except (Exception, KeyboardInterrupt) as exc:  # cell error, dead kernel, Ctrl-C, bad notebook
+        return RunFailure.from_exception(exc)
+    return None
+
+
+def _print_summary(summary: Summary, failure: RunFailure | None) -> None:
+    for step in summary.steps:
+        print(f"   {step['status']:5} {step['step']}: {step['summary']}")
+        if step.get("status") != "PASS":
+            if step.get("cause"):
+                print(f"         cause: {step['cause']}")
+            if step.get("fix"):
+                print(f"         fix:   {step['fix']}")
+    if summary.error:
+        print(f"   ERROR in cell {summary.error.get('cell')}: {summary.error.get('ename')}: "
+              f"{summary.error.get('evalue')}")
+    if failure is not None:
+        print(f"   run ended early: {failure.describe()}")
+
+
+def run_one(spec: NotebookSpec, values: dict[str, Any], report_dir: Path, hide_code: bool,
+            quiet: bool, timeout: int | None, source: Path | None = None) -> tuple[Status, dict[str, Path]]:
+    """Execute one notebook and write its reports; the status is ERROR for any run that did not finish.
+
+    papermill writes into a private directory; only the redacted notebook reaches `report_dir`
+    (with its .html and .json), and if the reports cannot be written nothing is left behind.
+    """
     from .report.export import write_reports
+    from .report.sanitize import redact
 
-    source = notebooks_dir() / f"{spec.name}.ipynb"
+    source = source or notebooks_dir() / f"{spec.name}.ipynb"
     if not source.exists():
         print(f"runbook: error: notebook {source} is missing", file=sys.stderr)
         return Status.ERROR, {}
@@ -107,38 +163,24 @@ def run_one(spec: NotebookSpec, values: dict[str, Any], report_dir: Path, hide_c
     print(f"== {spec.name}: {spec.title}", flush=True)
     print(f"   report: {output}", flush=True)
     t0 = time.monotonic()
-    failure: str | None = None
-    try:
-        pm.execute_notebook(
-            str(source), str(output), parameters=params, cwd=str(source.parent),
-            kernel_name="python3", log_output=not quiet, progress_bar=(not quiet and sys.stderr.isatty()),
-            request_save_on_cell_execute=True, execution_timeout=timeout,
-        )
-    except PapermillExecutionError as exc:
-        failure = f"cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"
-    except KeyboardInterrupt:
-        failure = "interrupted (Ctrl-C)"
-    except Exception as exc:  # kernel died, notebook unreadable, ...
-        failure = f"{type(exc).__name__}: {exc}"
-    if not output.exists():
-        print(f"runbook: error: no executed notebook was written ({failure})", file=sys.stderr)
-        return Status.ERROR, {}
     secrets = spec.secret_values(params)
-    summary, paths = write_reports(output, spec.name, secrets, hide_code=hide_code)
-    elapsed = time.monotonic() - t0
-    for step in summary.steps:
-        print(f"   {step['status']:5} {step['step']}: {step['summary']}")
-        if step.get("status") != "PASS":
-            if step.get("cause"):
-                print(f"         cause: {step['cause']}")
-            if step.get("fix"):
-                print(f"         fix:   {step['fix']}")
-    if summary.error:
-        print(f"   ERROR in cell {summary.error.get('cell')}: {summary.error.get('ename')}: "
-              f"{summary.error.get('evalue')}")
-    elif failure:
-        print(f"   {failure}")
-    print(f"== {summary.status.value} {spec.name} in {elapsed:.1f}s")
+    with tempfile.TemporaryDirectory(prefix="runbook-run-") as private:
+        executed = Path(private) / output.name
+        failure = _execute(source, executed, params, quiet, timeout)
+        if not executed.exists():
+            reason = redact(failure.describe(), [str(v) for v in secrets.values() if v]) if failure else "?"
+            print(f"runbook: error: no executed notebook was written ({reason})", file=sys.stderr)
+            return Status.ERROR, {}
+        try:
+            summary, paths = write_reports(executed, spec.name, secrets, hide_code=hide_code,
+                                           output=output, failure=failure)
+        except Exception as exc:
+            print(f"runbook: error: the report of {spec.name} could not be written "
+                  f"({type(exc).__name__}: {exc}); the unredacted notebook was removed",
+                  file=sys.stderr)
+            return Status.ERROR, {}
+    _print_summary(summary, failure)
+    print(f"== {summary.status.value} {spec.name} in {time.monotonic() - t0:.1f}s")
     for kind, path in paths.items():
         print(f"   {kind:5} {path}")
     return summary.status, paths
@@ -150,6 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # The kernels papermill starts inherit this: steps print progress lines instead of widgets.
     os.environ.setdefault(HEADLESS_ENV, "1")
     raw = parse_overrides(args.p)
+    source: Path | None = None
     try:
         if args.notebook == "all":
             specs = [s for s in NOTEBOOKS.values() if s.in_main_job
@@ -161,7 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 names = sorted({p.name for s in specs for p in s.params})
                 raise ParamError(unknown[0], f"no notebook takes this parameter (known: {', '.join(names)})")
         else:
-            spec = resolve(args.notebook)
+            spec, source = resolve_notebook(args.notebook)
             chosen = [(spec, params_for(spec, raw, strict=True))]
     except ParamError as exc:
         return _err(str(exc))
@@ -171,7 +214,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _err(problem + " (choose another with --report-dir)")
     statuses: list[Status] = []
     for spec, values in chosen:
-        status, _ = run_one(spec, values, report_dir, args.hide_code, args.quiet, args.cell_timeout)
+        status, _ = run_one(spec, values, report_dir, args.hide_code, args.quiet, args.cell_timeout,
+                            source if args.notebook != "all" else None)
         statuses.append(status)
         if status != Status.PASS and args.notebook == "all":
             print(f"runbook: stopping after {spec.name} ({status.value}); later steps need it")
@@ -186,7 +230,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = Path(args.notebook)
     if not path.exists():
         return _err(f"{path} does not exist")
-    summary, paths = write_reports(path, path.stem, {}, hide_code=args.hide_code)
+    try:
+        summary, paths = write_reports(path, path.stem, {}, hide_code=args.hide_code)
+    except Exception as exc:  # unreadable notebook, unwritable directory: nothing half-written
+        return _err(f"the reports of {path} could not be written ({type(exc).__name__}: {exc})")
     print(f"{summary.status.value} {path.stem}")
     for kind, p in paths.items():
         print(f"   {kind:5} {p}")

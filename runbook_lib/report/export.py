@@ -4,23 +4,61 @@ The JSON summary is rebuilt from the notebook itself (each StepResult leaves a
 custom MIME bundle in its output), so a report can be regenerated from any
 executed notebook a teammate sends. Papermill's error cell and any cell error
 are kept visible; a failing run still gets all three files.
+
+A run is PASS only if it finished: a cell error, a dead kernel, an interrupt or a
+cell that never ran makes it ERROR, unless a FAIL result shown before the stop
+explains it (then FAIL). How papermill's execution ended (:class:`RunFailure`) is
+kept in the notebook's metadata, so `runbook report` reaches the same verdict.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import nbformat
 
 from ..result import RESULT_MIME, Status
-from .sanitize import REDACTED, redact
+from .sanitize import REDACTED, redact, redact_tree
 
 MAX_STREAM_CHARS = 200_000
 PM_ERROR_TAG = "papermill-error-cell-tag"
+FAILURE_TAG = "runbook-run-failure"  # the banner cell this module adds when papermill adds none
+_BINARY_MIME_PREFIXES = ("image/", "application/pdf", "video/", "audio/")
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    """How papermill's execution ended when it did not finish cleanly."""
+
+    kind: str  # "cell error", "kernel died", "interrupted", "timeout", "papermill"
+    ename: str
+    evalue: str
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> "RunFailure":
+        from nbclient.exceptions import CellTimeoutError, DeadKernelError
+        from papermill.exceptions import PapermillExecutionError
+
+        if isinstance(exc, PapermillExecutionError):
+            kind = "interrupted" if exc.ename == "KeyboardInterrupt" else "cell error"
+            return cls(kind, exc.ename, exc.evalue)
+        if isinstance(exc, DeadKernelError):
+            return cls("kernel died", "DeadKernelError",
+                       f"kernel died (killed, out of memory, or os._exit): {exc}")
+        if isinstance(exc, KeyboardInterrupt):
+            return cls("interrupted", "KeyboardInterrupt", "interrupted (Ctrl-C)")
+        if isinstance(exc, CellTimeoutError):
+            return cls("timeout", "CellTimeoutError", str(exc).strip().splitlines()[0])
+        return cls("papermill", type(exc).__name__, str(exc))
+
+    def describe(self) -> str:
+        return f"{self.kind}: {self.ename}: {self.evalue}"
 
 
 @dataclass
@@ -30,6 +68,7 @@ class Summary:
     steps: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, Any] | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    run_failure: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,31 +77,37 @@ class Summary:
             "exit_code": self.status.exit_code,
             "steps": self.steps,
             "error": self.error,
+            "run_failure": self.run_failure,
             "parameters": self.parameters,
         }
 
 
-def _texts(output: Any) -> list[tuple[Any, str]]:
-    """(container, key) pairs holding text in an output, for in-place editing."""
-    pairs: list[tuple[Any, str]] = []
-    if output.get("output_type") == "stream":
-        pairs.append((output, "text"))
-    for key, value in output.get("data", {}).items():
-        if isinstance(value, str):
-            pairs.append((output["data"], key))
-    if output.get("output_type") == "error":
-        pairs.append((output, "evalue"))
-    return pairs
+def _secret_texts(secret_values: Mapping[str, Any]) -> list[str]:
+    return [str(v) for v in secret_values.values() if v not in (None, "")]
+
+
+def _redact_output(out: Any, values: list[str]) -> None:
+    """Redact every text of one output in place (binary data such as PNGs is left alone)."""
+    if out.get("output_type") == "stream":
+        out["text"] = redact(out.get("text", ""), values)
+    data = out.get("data", {})
+    for mime, value in list(data.items()):
+        if not mime.startswith(_BINARY_MIME_PREFIXES):
+            data[mime] = nbformat.from_dict(redact_tree(value, values))
+    if out.get("output_type") == "error":
+        out["evalue"] = redact(out.get("evalue", ""), values)
+        out["traceback"] = [redact(t, values) for t in out.get("traceback", [])]
 
 
 def redact_notebook(nb: Any, secret_values: Mapping[str, Any]) -> Any:
-    """Replace secret parameter values everywhere: papermill metadata, injected cell, outputs.
+    """Redact secrets everywhere: papermill metadata, cell sources (the injected cell) and outputs.
 
     `secret_values` maps each secret parameter's name to its value; a value of None masks
-    the parameter in the metadata only.
+    the parameter in the metadata only. Every other string is scanned by
+    :func:`sanitize.redact` (value by value: never the JSON serialization of a structure).
     """
     nb = copy.deepcopy(nb)
-    values = [str(v) for v in secret_values.values() if v not in (None, "")]
+    values = _secret_texts(secret_values)
     pm = nb.metadata.get("papermill", {})
     for meta_key in ("parameters", "default_parameters"):
         params = pm.get(meta_key)
@@ -70,17 +115,12 @@ def redact_notebook(nb: Any, secret_values: Mapping[str, Any]) -> Any:
             for name in secret_values:
                 if name in params:
                     params[name] = REDACTED
+    nb.metadata = nbformat.from_dict(redact_tree(nb.metadata, values))
     for cell in nb.cells:
-        if values and isinstance(cell.get("source"), str):
-            cell["source"] = redact(cell["source"], values)
+        if isinstance(cell.get("source"), str):
+            cell["source"] = redact(cell["source"], values, code=True)
         for out in cell.get("outputs", []):
-            for container, key in _texts(out):
-                container[key] = redact(container[key], values)
-            if out.get("output_type") == "error":
-                out["traceback"] = [redact(t, values) for t in out.get("traceback", [])]
-            data = out.get("data", {})
-            if RESULT_MIME in data and values:
-                data[RESULT_MIME] = json.loads(redact(json.dumps(data[RESULT_MIME]), values))
+            _redact_output(out, values)
     return nb
 
 
@@ -97,53 +137,180 @@ def bound_outputs(nb: Any, limit: int = MAX_STREAM_CHARS) -> Any:
     return nb
 
 
-def summarize(nb: Any, name: str) -> Summary:
+def record_failure(nb: Any, failure: RunFailure) -> None:
+    """Keep how the run ended in the notebook; show it on top unless papermill's banner does."""
+    nb.metadata.setdefault("runbook", {})["run_failure"] = asdict(failure)
+    tagged = [c for c in nb.cells if {PM_ERROR_TAG, FAILURE_TAG} & set(c.metadata.get("tags", []))]
+    if not tagged:
+        banner = nbformat.v4.new_markdown_cell(
+            f"**The run did not finish: {failure.kind}** ({failure.ename}: {failure.evalue}). "
+            "Results below are partial.", metadata={"tags": [FAILURE_TAG]})
+        banner.pop("id", None)
+        if nb.cells and "id" in nb.cells[0]:  # cell ids exist from nbformat 4.5 on
+            banner["id"] = FAILURE_TAG
+        nb.cells.insert(0, banner)
+
+
+def _is_clean_exit(out: Any) -> bool:
+    """sys.exit(0) / raise SystemExit: papermill does not count it as an error."""
+    return out.get("ename") == "SystemExit" and out.get("evalue") in ("", "0", "None")
+
+
+def _did_not_run(cell: Any) -> bool:
+    return (cell.get("cell_type") == "code" and cell.get("execution_count") is None
+            and bool(str(cell.get("source", "")).strip()))
+
+
+def _first_stop(nb: Any) -> tuple[int, int] | None:
+    """(index of the first code cell that did not finish, how many code cells did not run)."""
+    idle = [i for i, cell in enumerate(nb.cells) if _did_not_run(cell)]
+    return (idle[0], len(idle)) if idle else None
+
+
+def _results(nb: Any) -> tuple[list[dict[str, Any]], list[int]]:
+    """Step results in order (a result shown again counts once) and the cells holding a FAIL."""
     steps: list[dict[str, Any]] = []
-    error: dict[str, Any] | None = None
+    fail_cells: list[int] = []
     for index, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []):
-            data = out.get("data", {})
-            if RESULT_MIME in data:
-                payload = data[RESULT_MIME]
-                if isinstance(payload, str):
-                    payload = json.loads(payload)
-                if payload not in steps:  # a result shown again (e.g. a verdict cell) counts once
-                    steps.append(payload)
-            if out.get("output_type") == "error" and error is None:
-                error = {"cell": index, "ename": out.get("ename"), "evalue": out.get("evalue"),
-                         "source": cell.get("source", "")[:500]}
+            payload = out.get("data", {}).get(RESULT_MIME)
+            if payload is None:
+                continue
+            if isinstance(payload, str):
+                payload = json.loads(payload)
+            if payload.get("status") == Status.FAIL.value:
+                fail_cells.append(index)
+            if payload not in steps:
+                steps.append(payload)
+    return steps, fail_cells
+
+
+def _cell_error(nb: Any) -> tuple[dict[str, Any] | None, int | None]:
+    """The first error output (a clean sys.exit excluded), and the cell of a clean sys.exit."""
+    clean_exit = None
+    for index, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") != "error":
+                continue
+            if _is_clean_exit(out):
+                clean_exit = index if clean_exit is None else clean_exit
+                continue
+            return ({"cell": index, "ename": out.get("ename"), "evalue": out.get("evalue"),
+                     "source": cell.get("source", "")[:500]}, clean_exit)
+    return None, clean_exit
+
+
+def _stop_error(nb: Any, failure: RunFailure | None, clean_exit: int | None) -> dict[str, Any] | None:
+    """Why the run stopped when no cell shows an error: a dead kernel, an interrupt, sys.exit(0)."""
+    stop = _first_stop(nb)
+    if failure is None and stop is None:
+        return None
+    cell = stop[0] if stop else None
+    source = nb.cells[cell].get("source", "")[:500] if cell is not None else ""
+    if failure is not None:
+        where = f" (cell {cell})" if cell is not None else ""
+        return {"cell": cell, "ename": failure.ename, "evalue": failure.evalue + where,
+                "source": source}
+    assert stop is not None
+    if clean_exit is not None and clean_exit < stop[0]:
+        return {"cell": clean_exit, "ename": "SystemExit",
+                "evalue": f"sys.exit(0) stopped the notebook early: {stop[1]} later cell(s) did "
+                          "not run", "source": nb.cells[clean_exit].get("source", "")[:500]}
+    return {"cell": cell, "ename": "NotFinished",
+            "evalue": f"cell {cell} did not finish (the kernel died or the run was stopped): "
+                      f"{stop[1]} cell(s) did not run", "source": source}
+
+
+def stored_failure(nb: Any) -> RunFailure | None:
+    data = nb.metadata.get("runbook", {}).get("run_failure")
+    return RunFailure(**{k: str(data.get(k, "")) for k in ("kind", "ename", "evalue")}) if data else None
+
+
+def summarize(nb: Any, name: str, failure: RunFailure | None = None) -> Summary:
+    failure = failure or stored_failure(nb)
+    steps, fail_cells = _results(nb)
+    error, clean_exit = _cell_error(nb)
+    if error is None:
+        error = _stop_error(nb, failure, clean_exit)
     statuses = [Status(s["status"]) for s in steps if s.get("status") in Status.__members__]
-    status = Status.worst(statuses) if statuses else Status.PASS
-    if error is not None:
-        status = Status.worst([status, Status.ERROR])
-    if not steps and error is None:
+    status = Status.worst(statuses)
+    if error is not None or failure is not None:
+        stop_cell = error.get("cell") if error else None
+        interrupted = ((failure is not None and failure.kind == "interrupted")
+                       or (error is not None and error.get("ename") == "KeyboardInterrupt"))
+        explained = (status is Status.FAIL and not interrupted
+                     and any(stop_cell is None or c <= stop_cell for c in fail_cells))
+        status = Status.FAIL if explained else Status.ERROR
+    elif not steps:
         status = Status.ERROR
         error = {"cell": None, "ename": "NoResult", "evalue": "the notebook produced no step result"}
     params = dict(nb.metadata.get("papermill", {}).get("parameters", {}))
-    return Summary(name, status, steps, error, params)
+    return Summary(name, status, steps, error, params, asdict(failure) if failure else None)
 
 
 def export_html(nb: Any, path: Path, hide_code: bool = False) -> None:
+    path.write_text(render_html(nb, hide_code), encoding="utf-8")
+
+
+def render_html(nb: Any, hide_code: bool = False) -> str:
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(exclude_input=hide_code, exclude_input_prompt=hide_code,
                             exclude_output_prompt=hide_code)
     body, _ = exporter.from_notebook_node(nb)
-    path.write_text(body, encoding="utf-8")
+    return str(body)
+
+
+def _write_all(files: Mapping[Path, str]) -> None:
+    """Write every file or none: each goes to a private temp file beside it, then all are renamed.
+
+    The last file is renamed last; if any rename fails, the files already renamed are removed.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    temps: dict[Path, Path] = {}
+    placed: list[Path] = []
+    try:
+        for path, text in files.items():
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps[path] = Path(name)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                os.fchmod(fh.fileno(), 0o666 & ~umask)
+        for path, temp in temps.items():
+            os.replace(temp, path)
+            placed.append(path)
+    except BaseException:
+        for temp in temps.values():
+            temp.unlink(missing_ok=True)
+        for path in placed:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def write_reports(executed: Path, name: str, secret_values: Mapping[str, Any],
-                  hide_code: bool = False) -> tuple[Summary, dict[str, Path]]:
-    """Redact and bound the executed notebook in place, then write .html and .json beside it."""
+                  hide_code: bool = False, *, output: Path | None = None,
+                  failure: RunFailure | None = None) -> tuple[Summary, dict[str, Path]]:
+    """Redact and bound an executed notebook, then write it with .html and .json beside it.
+
+    The reports go to `output` (default: `executed`, rewritten in place), all three or none:
+    redaction and export happen in memory, each file is written atomically, and on any error
+    nothing is left at the destination (the caller removes a private `executed`).
+    """
     nb = nbformat.read(executed, as_version=4)
+    if failure is not None:
+        record_failure(nb, failure)
     nb = bound_outputs(redact_notebook(nb, secret_values))
-    nbformat.write(nb, executed)
     summary = summarize(nb, name)
     for key in secret_values:
         if key in summary.parameters:
             summary.parameters[key] = REDACTED
-    html_path = executed.with_suffix(".html")
-    json_path = executed.with_suffix(".json")
-    export_html(nb, html_path, hide_code)
-    json_path.write_text(json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
-    return summary, {"ipynb": executed, "html": html_path, "json": json_path}
+    target = output or executed
+    paths = {"ipynb": target, "html": target.with_suffix(".html"), "json": target.with_suffix(".json")}
+    summary_json = json.dumps(redact_tree(summary.to_dict(), _secret_texts(secret_values)),
+                              indent=2, default=str) + "\n"
+    # the notebook is renamed last: a report dir never holds a notebook without its .html/.json
+    _write_all({paths["json"]: summary_json, paths["html"]: render_html(nb, hide_code),
+                paths["ipynb"]: nbformat.writes(nb)})
+    return summary, paths
+
