@@ -9,11 +9,13 @@ terminal of `runbook run`.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import sys
 import threading
 import time
 from collections import deque
+from typing import Iterator
 
 from .report.sanitize import clean_text
 
@@ -30,6 +32,18 @@ def in_kernel() -> bool:
 def note(text: str) -> None:
     """A progress line: visible live in Jupyter and in `runbook run`'s terminal."""
     print(text, flush=True)
+
+
+@contextlib.contextmanager
+def notes_to_stderr(enabled: bool = True) -> Iterator[None]:
+    """While a command's machine-readable output is due (--json), everything printed goes to
+    stderr, so stdout carries the JSON alone. Child processes never write to our stdout
+    (shell.py pipes them), so redirecting sys.stdout is enough."""
+    if not enabled:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 class LiveTail:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Callable
 
+from ..live import notes_to_stderr
 from ..params import STEP3, ParamError
-from ..result import Status
+from ..result import Status, StepResult
 from .analyze import DEFAULT_SUCCESS, analyze_file
 
 
@@ -32,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def analyze_handler(args: argparse.Namespace) -> int:
     try:
-        an = analyze_file(args.file, args.success_pattern)
+        with notes_to_stderr(args.json):
+            an = analyze_file(args.file, args.success_pattern)
     except OSError as exc:
         print(f"ERROR: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return Status.ERROR.exit_code
@@ -51,9 +55,16 @@ def analyze_handler(args: argparse.Namespace) -> int:
     return Status(an.verdict).exit_code
 
 
-def boot_handler(args: argparse.Namespace) -> int:
-    import json
+def report_step(step: Callable[[], StepResult], as_json: bool) -> int:
+    """Run `step` and print its result: as text, or as JSON alone on stdout (with `as_json`,
+    the notes it prints while running, such as `qemu: <command>`, go to stderr)."""
+    with notes_to_stderr(as_json):
+        res = step()
+    print(json.dumps(res.to_dict(), indent=2, default=str) if as_json else str(res), flush=True)
+    return res.status.exit_code
 
+
+def boot_handler(args: argparse.Namespace) -> int:
     from ..context import start
     from . import step
 
@@ -63,9 +74,10 @@ def boot_handler(args: argparse.Namespace) -> int:
     except ParamError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
-    ctx = start(STEP3, params)
-    plan = step.preflight(ctx.params)
-    run = step.boot(plan, ctx.log_dir)
-    res = step.result(run)
-    print(json.dumps(res.to_dict(), indent=2, default=str) if args.json else str(res))
-    return res.status.exit_code
+
+    def boot_once() -> StepResult:
+        ctx = start(STEP3, params)
+        plan = step.preflight(ctx.params)
+        return step.result(step.boot(plan, ctx.log_dir))
+
+    return report_step(boot_once, args.json)

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from ..live import notes_to_stderr
 from ..params import STEP2, ParamError
 from ..result import Status
 from .target import TargetError, resolve
@@ -14,7 +15,9 @@ from .target import TargetError, resolve
 
 def cmd_plan(args: argparse.Namespace) -> int:
     try:
-        target = resolve(args.tree or "", args.arch, args.variant, " ".join(args.task), args.workdir or "")
+        with notes_to_stderr(args.json):  # --json: the JSON alone on stdout
+            target = resolve(args.tree or "", args.arch, args.variant, " ".join(args.task),
+                             args.workdir or "")
     except TargetError as exc:
         print(f"ERROR: {exc.cause}", file=sys.stderr)
         print(f"  fix: {exc.fix}", file=sys.stderr)
