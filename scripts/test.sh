@@ -5,6 +5,36 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+
+# Test-only Debian packages (the runbooks themselves do not need them): the real cargo that the
+# fixture carbide trees run `cargo make` through, and sudo for the elevation tests (a real
+# non-root user). Installed only when dpkg says they are missing; under CI=true a test whose
+# tool is missing fails instead of skipping, so this list must stay complete.
+TEST_PACKAGES=(cargo sudo)
+missing=()
+for pkg in "${TEST_PACKAGES[@]}"; do
+    if [ "$(dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
+        missing+=("$pkg")
+    fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    SUDO=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if ! command -v sudo >/dev/null; then
+            echo "test: need root to install the test packages ${missing[*]}: run as root, or install them" >&2
+            exit 2
+        fi
+        SUDO=(sudo)
+    fi
+    echo "test: installing test-only packages: ${missing[*]}"
+    apt_install=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends)
+    if ! "${apt_install[@]}" "${missing[@]}"; then
+        echo "test: refreshing the package lists and trying again"
+        "${SUDO[@]}" apt-get update -q
+        "${apt_install[@]}" "${missing[@]}"
+    fi
+fi
+
 # With no path given, pytest takes testpaths from pyproject.toml: tests/ and notebooks/.
 exec .venv/bin/python -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
     --nbval-cell-timeout 3600 "$@"
