@@ -134,9 +134,9 @@ def _print_summary(summary: Summary, failure: RunFailure | None) -> None:
             if step.get("fix"):
                 print(f"         fix:   {step['fix']}")
     if summary.error:
-        print(f"   ERROR in cell {summary.error.get('cell')}: {summary.error.get('ename')}: "
+        print(f"   stopped in cell {summary.error.get('cell')}: {summary.error.get('ename')}: "
               f"{summary.error.get('evalue')}")
-    if failure is not None:
+    if failure is not None and failure.kind != "cell error":  # a cell error is the line above
         print(f"   run ended early: {failure.describe()}")
 
 
