@@ -56,8 +56,9 @@ def combine(title: str, parts: Iterable[StepResult], empty_summary: str = "nothi
         if first_bad.status is not status:
             worst = next(p for p in parts if p.status is status)
             summary += f" (then {_part_name(title, worst.step)}: {worst.status.value})"
-    else:
-        summary = parts[-1].summary
+    else:  # all passed: the run part says what the step did (else the last part)
+        main = next((p for p in parts if p.step == f"{title}: run"), parts[-1])
+        summary = main.summary
     return StepResult(title, status, summary, cause=first_bad.cause if first_bad else None,
                       fix=first_bad.fix if first_bad else None, tables={"parts": table}, logs=logs,
                       details={_part_name(title, p.step): p.to_dict() for p in parts})

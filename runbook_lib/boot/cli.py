@@ -9,9 +9,18 @@ from pathlib import Path
 from typing import Callable
 
 from ..live import notes_to_stderr
-from ..params import STEP3, ParamError
+from ..params import STEP3, ParamError, check_regex
 from ..result import Status, StepResult
 from .analyze import DEFAULT_SUCCESS, analyze_file
+
+
+def _regex(value: str) -> str:
+    """Checked when the command line is parsed, before any file is read."""
+    try:
+        check_regex("--success-pattern", value)
+    except ParamError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -21,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                     "(exit 0 PASS, 1 FAIL, 2 unreadable file).")
     p.add_argument("file", type=Path)
     p.add_argument("--json", action="store_true", help="print the analysis as JSON")
-    p.add_argument("--success-pattern", default=DEFAULT_SUCCESS,
+    p.add_argument("--success-pattern", default=DEFAULT_SUCCESS, type=_regex,
                    help=f"regex that means success (default {DEFAULT_SUCCESS!r})")
     p.set_defaults(func=analyze_handler)
 

@@ -66,3 +66,12 @@ def test_notes_printed_while_a_json_step_runs_go_to_stderr(capsys):
     assert report_step(booting, as_json=False) == 0  # without --json, notes stay on stdout
     out = capsys.readouterr().out
     assert "qemu: qemu-system-x86_64" in out and "PASS: step 3: boot: run" in out
+
+
+def test_analyze_bootlog_rejects_a_bad_success_pattern_before_reading(tmp_path, capsys):
+    from runbook_lib.cli import main
+
+    rc = main(["analyze-bootlog", str(tmp_path / "never-read.log"), "--success-pattern", "login:("])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--success-pattern" in err and "not a valid regular expression" in err
+    assert "cannot read" not in err  # rejected before the file was opened

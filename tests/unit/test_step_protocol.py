@@ -35,6 +35,8 @@ def test_first_cause_is_the_earliest_failing_part_and_status_the_worst():
 def test_all_pass_and_nothing_ran():
     ok = combine("step 3: boot", [part("pre-flight", Status.PASS), part("run", Status.PASS)])
     assert ok.status is Status.PASS and ok.cause is None and ok.summary == "run PASS"
+    three = combine("step 2: build", [part("run", Status.PASS), part("ownership", Status.PASS)])
+    assert three.summary == "run PASS"  # the run part says what the step did, not the last part
     empty = combine("step 3: boot", [])
     assert empty.status is Status.ERROR and empty.fix
 
