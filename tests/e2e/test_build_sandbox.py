@@ -28,23 +28,24 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def test_real_sandbox_build_through_step2(tmp_path):
-    workdir = tmp_path / "sandbox"
-    s = BuildStep({"workdir": str(workdir), "force": True, "build_timeout_s": 1800,
-                   "root_password": "e2e-S3cret"}, log_dir=tmp_path / "reports" / "run1")
-    plan = s.plan()
+def test_real_sandbox_build_through_step2(session_build, tmp_path):
+    """The session's forced build (tests/e2e/conftest.py) ran through BuildStep: check every part."""
+    s = session_build["step"]
+    workdir = session_build["workdir"]
+    password = session_build["password"]
+    plan = s.section("pre-flight")
     assert plan.status is Status.PASS, plan
     assert [r for r in plan.tables["plan"]["task"]] == [
         "create-ephemeral-image", "ipxe-x86_64", "build-boot-artifacts-x86_64"]
-    run = s.run()
+    run = s.section("run")
     assert run.status is Status.PASS, run
     assert s.verdict.kind == "clean"
     assert s.outcome.progress_done == ["create-ephemeral-image", "ipxe-x86_64",
                                        "build-boot-artifacts-x86_64"]
     log_text = Path(run.logs["build"]).read_text()
-    assert "e2e-S3cret" not in log_text  # the password travels in the environment, never logged
+    assert password not in log_text  # the password travels in the environment, never logged
 
-    arts = s.artifacts()
+    arts = s.section("artifacts")
     assert arts.status is Status.PASS, arts
     table = arts.tables["artifacts"].set_index("file")
     for name in ("carbide.efi", "carbide.manifest", "carbide.root", "ipxe.efi", "ipxe.kpxe"):
@@ -53,16 +54,16 @@ def test_real_sandbox_build_through_step2(tmp_path):
     assert "iPXE provenance (ipxe.provenance.json)" in arts.tables
     assert any(str(prov.get("path", "")) in n for n in arts.notes)
 
-    man = s.manifest()
+    man = s.section("manifest")
     assert man.status is Status.PASS and man.details["packages"] > 50
     assert any(p == "systemd" for p in man.tables["packages"]["package"])
-    assert s.ownership().status is Status.PASS
-    assert s.summary().status is Status.PASS
+    assert s.section("ownership").status is Status.PASS
+    assert s.result().status is Status.PASS
     # nothing of this build (mkosi, builder) is still running: matched by its own work dir
     assert _processes_mentioning(str(workdir)) == []
 
     # A second run with unchanged inputs: the builder's cache; the previous manifest is compared.
-    again = build_ipxe_image({"workdir": str(workdir), "build_timeout_s": 1800},
+    again = build_ipxe_image({"workdir": str(workdir), "build_timeout_s": 1800, "root_password": password},
                              log_dir=tmp_path / "reports" / "run2")
     assert again.status is Status.PASS, again
     assert again.details["manifest"]["details"]["previous_found"] is True

@@ -1,8 +1,8 @@
 """A real sandbox build (mkosi 14 + objcopy + iPXE), checked structurally, and a short
 real UEFI QEMU run proving the iPXE chain reaches carbide-pxe's boot URL.
 
-Runtime (2 shared cores, TCG): the forced build ~2-3 min with a warm mkosi package cache,
-the QEMU chain check ~30-60 s.
+The build is the session's one forced build (tests/e2e/conftest.py, through step 2), ~1-2.5 min
+on 2 cores with a warm mkosi package cache; the QEMU chain check ~30-60 s.
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ from runbook_lib.sandbox import EXPECTED_ARTIFACTS, build, chain_url_template, p
 pytestmark = [pytest.mark.e2e, pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="mkosi needs root")]
 
-PASSWORD = "e2e-Sandbox-pw"
+from runbook_lib.sandbox.scripts import DEFAULT_PORT  # noqa: E402
 UUID = "5a4d0b0e-0000-4000-8000-00000000e2e0"
-OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
-OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+from runbook_lib.system_paths import OVMF_CODE, OVMF_VARS  # noqa: E402
 
 
 def _free_port() -> int:
@@ -41,14 +40,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    wd = tmp_path_factory.mktemp("sandbox-e2e")
-    port = _free_port()
-    lines: list[str] = []
-    result = build("build-boot-artifacts-x86_64", wd, force=True, root_password=PASSWORD,
-                   port=port, on_line=lines.append)
-    return {"workdir": wd, "port": port, "lines": lines, "result": result,
-            "dir": paths.artifacts_dir(wd, "x86_64")}
+def built(session_build: dict) -> dict:
+    return {"workdir": session_build["workdir"], "port": DEFAULT_PORT, "lines": session_build["lines"],
+            "step": session_build["step"], "dir": session_build["dir"], "log": session_build["log"],
+            "password": session_build["password"]}
 
 
 def _run(argv: list[str], timeout: float = 120) -> shell.RunResult:
@@ -58,16 +53,16 @@ def _run(argv: list[str], timeout: float = 120) -> shell.RunResult:
 
 
 def test_build_passes_with_cargo_make_like_progress(built: dict) -> None:
-    r = built["result"]
+    r = built["step"].section("run")
     assert r.status is Status.PASS, r
-    assert [t["action"] for t in r.details["tasks"]] == ["built", "built", "done"]
-    running = [ln for ln in built["lines"] if "Running Task:" in ln]
+    lines = built["lines"]
+    running = [ln for ln in lines if "Running Task:" in ln]
     assert running == [progress.running_task(t) for t in
                        ("create-ephemeral-image", "ipxe-x86_64", "build-boot-artifacts-x86_64")]
-    assert any(ln.startswith("[sandbox] INFO - Execute Command: mkosi ") for ln in built["lines"])
-    assert re.match(r"\[sandbox\] INFO - Build Done in [0-9.]+ seconds\.$", built["lines"][-1])
-    log = Path(r.logs["sandbox build"]).read_text()
-    assert PASSWORD not in log and PASSWORD not in "\n".join(built["lines"])
+    assert any(ln.startswith("[sandbox] INFO - Execute Command: mkosi ") for ln in lines)
+    assert not any("reusing cached outputs" in ln for ln in lines)  # forced: really built
+    assert any(re.match(r"\[sandbox\] INFO - Build Done in [0-9.]+ seconds\.$", ln) for ln in lines)
+    assert built["password"] not in built["log"].read_text()
 
 
 def test_artifacts_exist_in_their_size_bands(built: dict) -> None:
@@ -113,7 +108,7 @@ def test_root_cpio_holds_init_networkd_getty_and_the_password(built: dict, tmp_p
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         import crypt
-    assert crypt.crypt(PASSWORD, root_hash) == root_hash
+    assert crypt.crypt(built["password"], root_hash) == root_hash
 
 
 def test_manifest_lists_kernel_and_systemd(built: dict) -> None:
@@ -138,7 +133,7 @@ def test_ipxe_chain_script_and_provenance(built: dict) -> None:
 
 
 def test_unchanged_rebuild_reuses_everything(built: dict) -> None:
-    again = build("build-boot-artifacts-x86_64", built["workdir"], root_password=PASSWORD,
+    again = build("build-boot-artifacts-x86_64", built["workdir"], root_password=built["password"],
                   port=built["port"])
     assert again.status is Status.PASS
     assert [t["action"] for t in again.details["tasks"]] == ["up-to-date", "up-to-date", "done"]
@@ -162,7 +157,13 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 @pytest.mark.skipif(not OVMF_CODE.exists() or shutil.which("qemu-system-x86_64") is None,
                     reason="needs qemu-system-x86 and ovmf")
 def test_uefi_ipxe_chains_to_the_boot_url(built: dict, tmp_path: Path) -> None:
-    port = built["port"]
+    from runbook_lib.boot.step import tftp_root
+
+    port = _free_port()
+    notes: list[str] = []
+    tftp = tftp_root(built["dir"], port, tmp_path, notes)  # autoexec.ipxe rewritten for `port`
+    if tftp == built["dir"]:
+        port = built["port"]  # iPXE built from source: the chain URL is embedded, keep its port
     try:
         server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Recorder)
     except OSError as exc:
@@ -177,7 +178,7 @@ def test_uefi_ipxe_chains_to_the_boot_url(built: dict, tmp_path: Path) -> None:
             "-uuid", UUID, "-display", "none", "-vga", "none", "-no-reboot",
             "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
             "-drive", f"if=pflash,format=raw,unit=1,file={vars_fd}",
-            "-netdev", f"user,id=n0,tftp={built['dir']},bootfile=ipxe.efi",
+            "-netdev", f"user,id=n0,tftp={tftp},bootfile=ipxe.efi",
             "-device", "virtio-net-pci,netdev=n0,romfile=", "-boot", "order=n",
             "-serial", f"file:{serial}"]
     proc = shell.spawn(argv, log_path=tmp_path / "qemu.log")
