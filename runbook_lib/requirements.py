@@ -131,6 +131,8 @@ REGISTRY: tuple[Requirement, ...] = (
        version_argv=("zstd", "--version"), requires="sandbox"),
     _r("cpio", _S2 + " (carbide.root)", "cpio", [BUILD], target="cpio",
        version_argv=("cpio", "--version"), requires="sandbox"),
+    _r("openssl", _S2 + " (root password hash)", "openssl", [BUILD], target="openssl",
+       version_argv=("openssl", "version"), requires="sandbox"),
     _r("dpkg-deb", _S2 + " (prebuilt iPXE)", "dpkg", [BUILD], target="dpkg-deb",
        version_argv=("dpkg-deb", "--version"), requires="sandbox"),
     _r("gcc", _S2 + " (iPXE from source)", "gcc", [BUILD], target="gcc",
@@ -280,8 +282,11 @@ def check_one(spec: Requirement, required: bool) -> Check:
             return replace(base, fix="install Rust (rustup), then: cargo install --force cargo-make")
         res = shell.capture(["cargo", spec.target, "--version"], timeout=60)
         if not res.ok:
-            return replace(base, found=("`cargo make --version` failed: " + res.tail[0]) if res.tail else "")
-        return replace(base, status="ok", found="cargo " + spec.target,
+            why = res.tail[0] if res.tail else f"exit {res.returncode}"
+            return replace(base, found=f"{spec.name} is not installed: `cargo {spec.target} --version` "
+                                       f"failed: {why}")
+        last = next((ln.strip() for ln in reversed(res.tail) if ln.strip()), "")
+        return replace(base, status="ok", found=last or "cargo " + spec.target,
                        version=parse_version("\n".join(res.tail)))
     if spec.kind == "bridge-conf":
         return check_bridge_conf(base, Path(spec.target))
@@ -313,9 +318,8 @@ def check_privilege(base: Check) -> Check:
     try:
         prefix = shell.elevation_prefix()
     except shell.ElevationUnavailable as exc:
-        return replace(base, status="unusable", found=str(exc),
-                       fix="run as root, or allow passwordless sudo for this user "
-                           "(a sudoers drop-in with NOPASSWD for mkosi, chown and apt-get)")
+        return replace(base, status="unusable", found=exc.cause,
+                       fix=exc.fix or "run as root, or allow passwordless sudo for this user")
     return replace(base, status="ok", found=" ".join(prefix).strip() or "root")
 
 

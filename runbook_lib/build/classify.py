@@ -115,7 +115,7 @@ def classify(*, returncode: int | None, timed_out: bool, interrupted: bool, log:
         return Verdict(Status.ERROR, "environment",
                        "the sandbox builder reports an environment problem (exit 2)",
                        cause=(err.message if err else (lines[-1] if lines else "no output")),
-                       fix="install what is missing (step 1: 01_install_build_tools) and run again",
+                       fix=_builder_fix(lines) or "install what is missing (step 1: 01_install_build_tools) and run again",
                        failing_task=failing, exit_code=code, excerpt=excerpt, warnings=warnings)
 
     if is_ci_only(failing, ci_only_pattern):
@@ -143,3 +143,11 @@ def classify(*, returncode: int | None, timed_out: bool, interrupted: bool, log:
         fix=f"fix what the excerpt shows in {failing!r} and run again" + where if failing else
             "read the log" + where,
         failing_task=failing, exit_code=code, excerpt=excerpt, warnings=warnings)
+
+
+def _builder_fix(lines: list[str]) -> str | None:
+    """The sandbox builder prints its result last (``  fix:   ...``): its own fix is the precise one."""
+    for ln in reversed(lines[-40:]):
+        if ln.lstrip().startswith("fix:"):
+            return ln.split("fix:", 1)[1].strip() or None
+    return None

@@ -227,7 +227,7 @@ class Builder:
             if missing:
                 raise EnvironmentProblem(f"missing build tools: {', '.join(missing)}",
                                          "run step 1 (01_install_build_tools) with install_missing=True, "
-                                         "or: apt-get install mkosi debootstrap binutils zstd cpio systemd-boot-efi")
+                                         "or: apt-get install mkosi debootstrap binutils zstd cpio systemd-boot-efi openssl")
             shell.elevation_prefix()  # raises ElevationUnavailable when neither root nor sudo/doas
             check_mirror(self.mirror, image.RELEASE)
         elif task == IPXE_TASK:
@@ -398,6 +398,8 @@ def build(task: str = ALL_TASK, workdir: str | os.PathLike[str] | None = None, *
     except SandboxProblem as exc:
         status = Status.ERROR if isinstance(exc, EnvironmentProblem) else Status.FAIL
         cause, fix = exc.cause, exc.fix
+    except shell.ElevationUnavailable as exc:
+        status, cause, fix = Status.ERROR, exc.cause, exc.fix or "run as root, or allow passwordless sudo"
     except shell.ShellError as exc:
         status, cause, fix = Status.ERROR, str(exc), "run as root or configure sudo"
     except OSError as exc:

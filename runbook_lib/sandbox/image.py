@@ -139,14 +139,38 @@ def build_image(runner: Runner, tree: Path, staging: Path, package_cache: Path, 
     return {"kernel": kver, "cmdline": cmdline}
 
 
+_VERSION_ARGV = (("mkosi", ("mkosi", "--version")), ("objcopy", ("objcopy", "--version")),
+                 ("debootstrap", ("dpkg-query", "-W", "-f", "${Version}", "debootstrap")))
+_versions_cache: dict[tuple[tuple[str, float], ...], dict[str, str]] = {}
+
+
+def _identity(program: str) -> tuple[str, float]:
+    """Where a program is and when it last changed: an upgrade changes this, so the cache follows."""
+    path = shutil.which(program)
+    if path is None:
+        return ("", 0.0)
+    try:
+        return (path, os.stat(path).st_mtime)
+    except OSError:
+        return (path, 0.0)
+
+
 def tool_versions() -> dict[str, str]:
-    """Versions that change what the image task produces (part of its input key)."""
+    """Versions that change what the image task produces (part of its input key).
+
+    Asked once per process and tool installation (`mkosi --version` alone costs ~0.2 s and
+    every input key needs it); a tool that is upgraded or moved is asked again.
+    """
+    key = tuple(_identity(argv[0]) for _, argv in _VERSION_ARGV) + (_identity("debootstrap"),)
+    cached = _versions_cache.get(key)
+    if cached is not None:
+        return dict(cached)
     out: dict[str, str] = {}
-    for tool, argv in (("mkosi", ["mkosi", "--version"]), ("objcopy", ["objcopy", "--version"]),
-                       ("debootstrap", ["dpkg-query", "-W", "-f", "${Version}", "debootstrap"])):
+    for tool, argv in _VERSION_ARGV:
         try:
-            rr = shell.capture(argv, timeout=30)
+            rr = shell.capture(list(argv), timeout=30)
             out[tool] = rr.tail[0].strip() if rr.ok and rr.tail else f"unknown (exit {rr.returncode})"
         except shell.CommandNotFound:
             out[tool] = "missing"
+    _versions_cache[key] = dict(out)
     return out

@@ -58,7 +58,8 @@ def test_notebook_with_the_docs_task_on_a_newer_tree_reports_error(tmp_path, mon
                         parameters={"carbide_root_dir": str(root), "log_dir": str(tmp_path / "logs")},
                         cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
     text = outputs_text(nbformat.read(out, as_version=4))
-    assert "ERROR: step 2: build the iPXE image: plan" in text
+    assert "ERROR: step 2: build: pre-flight: cannot plan the build" in text
+    assert "ERROR: step 2: build: artifacts: not run" in text  # later sections say why they did not run
     assert "closest tasks: build-boot-artifacts-x86-host" in text
     assert "set task='build-boot-artifacts-x86-host'" in text
     assert not (root / "pxe" / "static").exists()  # nothing ran

@@ -51,15 +51,16 @@ def test_sudo_user_is_the_default_target(tmp_path, monkeypatch):
     assert rep.user.source == "SUDO_USER" and rep.ok and rep.ran
 
 
-def test_ownership_step_reports_the_command(tmp_path):
+@pytest.mark.needs_tool("cargo", "the pre-flight runs `cargo make --version` (the fixture's cargo-make)")
+def test_ownership_step_reports_the_command(tmp_path, monkeypatch):
+    # the fixture's cargo-make stand-in: the pre-flight (plan + requirements) passes, nothing is built
+    monkeypatch.setenv("PATH", f"{FIXTURES / 'bin'}{os.pathsep}{os.environ['PATH']}")
     root = tmp_path / "tree"
     (root / "pxe").mkdir(parents=True)
     (root / "pxe" / "Makefile.toml").write_text((FIXTURES / "docs_era" / "pxe" / "Makefile.toml").read_text())
     root_owned_static(root)
     s = BuildStep({"carbide_root_dir": str(root), "chown_user": "nobody"}, log_dir=tmp_path / "logs")
-    s.target = None
-    from runbook_lib.build.target import resolve
-    s.target, s._planned = resolve(str(root), "x86_64", "full"), True
+    assert s.preflight().status is Status.PASS
     res = s.ownership()
     assert res.status is Status.PASS, res
     assert any(n.startswith("ran: chown -R nobody:") for n in res.notes)

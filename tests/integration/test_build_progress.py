@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(shutil.which("cargo") is None and os.environ.get("CI") != "true",
-                                 reason="needs the real cargo (installed by scripts/test.sh)")]
+              pytest.mark.needs_tool("cargo", "the real cargo dispatches `cargo make` to the fixture's cargo-make")]
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "carbide_tree"
 

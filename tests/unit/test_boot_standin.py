@@ -172,6 +172,7 @@ def _stop_while_logging(tmp_path: Path, n: int) -> tuple[list[str], int]:
     return data.decode().splitlines(), len(s.requests)
 
 
+@pytest.mark.integration  # real concurrent HTTP handlers stalled on a FIFO: ~4 s
 def test_stop_while_handlers_are_still_logging(tmp_path: Path, caplog, capsys) -> None:
     """stop() closes the request log under the lock the handler threads write it with.
 

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.integration  # runs pytest itself in a subprocess: seconds
+
 TESTS = Path(__file__).resolve().parent.parent
 
 

@@ -37,6 +37,7 @@ def test_nonzero_exit_is_reported_not_raised():
     assert res.returncode == 3 and not res.ok and res.tail == ["boom"]
 
 
+@pytest.mark.integration  # real process groups and grace periods: seconds of wall time
 def test_timeout_kills_the_whole_process_group(tmp_path):
     pidfile = tmp_path / "pids"
     code = (
@@ -119,6 +120,7 @@ def test_failing_line_callback_is_logged_once_not_per_line(caplog):
     assert "display broke on 0" in caplog.text and "failed 50 times" in caplog.text
 
 
+@pytest.mark.integration  # real process groups and grace periods: seconds of wall time
 def test_timeout_grace_lets_a_child_finish_its_cleanup(tmp_path):
     """A child that needs 2 s after SIGTERM to clean up is not SIGKILLed before (grace 6 s)."""
     marker = tmp_path / "cleaned"
@@ -138,6 +140,7 @@ def test_timeout_required():
         shell.run(["true"], timeout=0)
 
 
+@pytest.mark.integration  # real process groups and grace periods: seconds of wall time
 def test_interrupt_kills_the_group_and_propagates(tmp_path):
     import signal as sig
 
