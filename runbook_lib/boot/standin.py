@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, TextIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..requirements import port_free  # noqa: F401  (re-exported: callers know it here)
 from ..sandbox.scripts import KERNEL_CMDLINE
 from ..sandbox.scripts import boot_script as sandbox_boot_script
 
@@ -334,16 +335,6 @@ def _make_handler(owner: StandIn) -> type[BaseHTTPRequestHandler]:
             self._finish(t0, status, sent, rng)
 
     return Handler
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def free_port(host: str = "127.0.0.1") -> int:
