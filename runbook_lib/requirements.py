@@ -120,7 +120,7 @@ REGISTRY: tuple[Requirement, ...] = (
     _r("mkosi", _S1, "mkosi", [BUILD], target="mkosi", version_argv=("mkosi", "--version"),
        min_version=MKOSI_MIN),
     _r("debootstrap", _S1, "debootstrap", [BUILD], target="debootstrap",
-       version_argv=("debootstrap", "--version"), requires="sandbox"),
+       version_argv=("debootstrap", "--version")),
     _r("root or passwordless sudo", _S2 + " (mkosi, chown)", None, [BUILD], kind="privilege",
        requires="sandbox"),
     _r("systemd-boot EFI stub", _S2 + " (UKI)", "systemd-boot-efi", [BUILD], kind="file",
