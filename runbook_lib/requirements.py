@@ -254,6 +254,15 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+def present(spec: Requirement) -> bool:
+    """Cheap presence test of a command or file entry (no version probe); other kinds: True."""
+    if spec.kind == "command":
+        return shutil.which(spec.target) is not None
+    if spec.kind == "file":
+        return all(os.path.exists(p) for p in spec.target.split())
+    return True
+
+
 def check_one(spec: Requirement, required: bool) -> Check:
     base = Check(spec.name, spec.needed_for, required, "missing", package=spec.package,
                  fix=spec.fix or apt_fix(spec.package))

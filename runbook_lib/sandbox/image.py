@@ -21,15 +21,21 @@ RELEASE = "bookworm"
 MKOSI_OUTPUT = "image.cpio.zst"
 # Section -> VMA, as mkosi uses for its own UKIs.
 UKI_SECTIONS = ((".osrel", 0x20000), (".cmdline", 0x30000), (".linux", 0x2000000), (".initrd", 0x3000000))
-TOOLS = ("mkosi", "debootstrap", "objcopy", "zstd", "cpio", "openssl")
+# The registry entries (runbook_lib/requirements.py) the image task needs.
+TOOLS = ("mkosi", "debootstrap", "objcopy", "zstd", "cpio", "openssl", "systemd-boot EFI stub")
 # crypt(3) SHA-512: $6$, optional rounds=N$, a salt of up to 16 characters, then 86 characters.
 SHA512_CRYPT = re.compile(r"^\$6\$(?:rounds=\d+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}$")
 
 
 def missing_tools() -> list[str]:
-    out = [t for t in TOOLS if shutil.which(t) is None]
-    if not EFI_STUB.exists():
-        out.append(f"{EFI_STUB} (package systemd-boot-efi)")
+    """The image task's requirements that are absent (presence only: no version probes)."""
+    from .. import requirements as reqs
+
+    out = []
+    for name in TOOLS:
+        req = reqs.get(name)
+        if not reqs.present(req):
+            out.append(f"{req.target} (package {req.package})" if req.kind == "file" else name)
     return out
 
 
