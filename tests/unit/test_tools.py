@@ -148,3 +148,18 @@ def test_install_panel_offers_missing_packages():
     assert [b.description for b in boxes] == ["mkosi"]
     done = tools.summarize(_report([Check("zstd", "s2", True, "ok", package="zstd")]))
     assert "Nothing to install" in install_panel(done).value
+
+
+@pytest.mark.integration  # runs every registry check for real (~1.5 s of version probes)
+def test_step1_checklist_is_host_independent(tmp_path):
+    """Notebook 01's checked cell: required tools and ok/not, no paths, versions, users or KVM,
+    so it holds on any host that has the tools (a KVM host, a non-root user, cargo-make present)."""
+    import re
+
+    step = tools.ToolsStep({}, tmp_path)
+    step.run()
+    table = step.checklist()
+    assert list(table.columns) == ["tool", "needed for", "status"]
+    text = table.to_string()
+    assert not re.search(r"/(usr|root|home|tmp)/|\d+\.\d+|KVM|cargo-make|" + re.escape(os.environ.get("USER", "root") + ":"), text)
+    assert set(table["tool"]) >= {"mkosi", "debootstrap", "qemu-system-x86_64"}
