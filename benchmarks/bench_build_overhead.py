@@ -62,12 +62,9 @@ def main() -> int:
                 bare_t.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             s = BuildStep(params, log_dir=tmpd / "reports" / f"run{i}")
-            s.plan()
-            s.run()
-            s.artifacts()
-            s.manifest()
-            s.ownership()
-            res = s.summary()
+            s.preflight()
+            s.run()  # build, then artifacts, manifest and ownership
+            res = s.result()
             book_t.append(time.perf_counter() - t0)
             print(f"run {i}: bare {bare_t[-1]:.2f} s (exit {rc}), runbook {book_t[-1]:.2f} s "
                   f"({res.status.value}: {res.summary[:70]})", flush=True)

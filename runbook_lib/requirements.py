@@ -17,7 +17,7 @@ import shutil
 import socket
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -381,15 +381,7 @@ def frame(checks: Iterable[Check]) -> Any:
                         columns=["tool", "needed for", "found", "version", "required", "status", "fix"])
 
 
-@dataclass
-class Unmet:
-    """The first unmet requirement as a cause and a fix (for a pre-flight ERROR)."""
-
-    check: Check
-    cause: str = field(init=False)
-    fix: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        c = self.check
-        self.cause = f"{c.tool}: {c.status} ({c.found or 'not found'}) — needed for {c.needed_for}"
-        self.fix = c.fix or "see step 1 (01_install_build_tools)"
+def unmet(check: Check) -> tuple[str, str]:
+    """A pre-flight ERROR's first cause and fix for an unmet requirement."""
+    cause = f"{check.tool}: {check.status} ({check.found or 'not found'}) — needed for {check.needed_for}"
+    return cause, check.fix or "see step 1 (01_install_build_tools)"

@@ -75,6 +75,7 @@ class Step:
     number: int = 0
     name: str = ""
     spec: NotebookSpec
+    registry_step: str = ""  # which steps' entries of requirements.REGISTRY apply (tools/build/boot)
 
     def __init__(self, params: Mapping[str, Any] | RunContext, log_dir: str | Path | None = None) -> None:
         if isinstance(params, RunContext):
@@ -103,8 +104,6 @@ class Step:
 
     def requires(self) -> list[tuple[reqs.Requirement, bool]]:
         return reqs.for_step(self.registry_step, self.needs(), **self.requirement_targets())
-
-    registry_step: str = ""
 
     def check_requirements(self) -> list[reqs.Check]:
         return [reqs.check_one(r, required) for r, required in self.requires()]
@@ -158,6 +157,6 @@ class Step:
         bad = reqs.first_unmet(checks)
         if bad is None:
             return StepResult(self.part_title("pre-flight"), Status.PASS, ready, tables={"requirements": table})
-        unmet = reqs.Unmet(bad)
+        cause, fix = reqs.unmet(bad)
         return StepResult(self.part_title("pre-flight"), Status.ERROR, f"{bad.tool} is not usable",
-                          cause=unmet.cause, fix=unmet.fix, tables={"requirements": table})
+                          cause=cause, fix=fix, tables={"requirements": table})

@@ -340,11 +340,3 @@ class ToolsStep(Step):
         rows = [{"tool": c.tool, "needed for": c.needed_for, "status": "ok" if c.ok else c.status}
                 for c in (report.checks if report else []) if c.required]
         return pd.DataFrame(rows, columns=["tool", "needed for", "status"])
-
-
-def step1(ctx: Any, on_line: Callable[[str], None] | None = None) -> Step1Result:
-    """Step 1's check and install in one call (kept for callers before the step protocol)."""
-    step = ToolsStep(ctx, on_line=on_line)
-    step.preflight()
-    res = step.run()
-    return res if isinstance(res, Step1Result) else summarize(check_tools(step.params["mode"]))

@@ -36,7 +36,7 @@ from .standin import BootScript, PortBusy, StandIn
 
 STEP = "step 3: boot"
 __all__ = ["BootStep", "BootRun", "Check", "Plan", "preflight", "preflight_result", "boot", "result",
-           "resolve_artifacts", "outcome", "Outcome", "tftp_root"]
+           "resolve_artifacts", "Outcome", "tftp_root"]
 UKI = "carbide.efi"
 KERNEL = "carbide.vmlinuz"
 INITRD = "carbide.root"
@@ -366,25 +366,6 @@ class BootStep(Step):
             return views[name](self._need_run())
         return super().section(name)
 
-    # Named views, for notebooks and callers that prefer a method per cell.
-    def command(self) -> Any:
-        return self.section("command")
-
-    def timeline(self) -> Any:
-        return self.section("timeline")
-
-    def chart(self) -> Any:
-        return self.section("chart")
-
-    def excerpts(self) -> Any:
-        return self.section("excerpts")
-
-    def requests(self) -> Any:
-        return self.section("requests")
-
-    def verdict(self) -> StepResult:
-        return self.result()
-
     def result(self) -> StepResult:
         return combine(STEP, self.parts.values())
 
@@ -413,6 +394,3 @@ class Outcome:
     def __repr__(self) -> str:
         return self.text
 
-
-def outcome(step: BootStep) -> Outcome:
-    return step.checklist()

@@ -50,10 +50,6 @@ class BuildStep(Step):
         self._versions: list[str] = []
 
     @property
-    def results(self) -> dict[str, StepResult]:
-        return self.parts
-
-    @property
     def state_dir(self) -> Path:
         """Where the previous build's manifest is kept: per tree, under the XDG data directory."""
         if self._state_override is not None:
@@ -66,10 +62,6 @@ class BuildStep(Step):
         return reqs.Needs(mode="carbide" if self.params["carbide_root_dir"] else "sandbox")
 
     # ---- plan ---------------------------------------------------------------------------
-    def plan(self) -> StepResult:
-        """The pre-flight part (kept for callers that knew it as the plan)."""
-        return self.parts.get("pre-flight") or self.preflight()
-
     def _preflight(self) -> BuildResult:
         p = self.params
         try:
@@ -89,9 +81,9 @@ class BuildStep(Step):
                                 t.commands(self.params["force"], self.params["root_password"])]}
         tables = {"plan": t.plan.table(), "requirements": reqs.frame(checks)}
         if unmet is not None:
-            why = reqs.Unmet(unmet)
+            cause, fix = reqs.unmet(unmet)
             self.error = BuildResult(self.part_title("pre-flight"), Status.ERROR, "the build tools are not ready",
-                                     cause=why.cause, fix=why.fix, details=details,
+                                     cause=cause, fix=fix, details=details,
                                      tables=tables, notes=tuple(notes))
             return self.error
         cmds = details["commands"]
@@ -330,10 +322,6 @@ class BuildStep(Step):
                                                    details=details, notes=tuple(notes)))
 
     # ---- overall ------------------------------------------------------------------------
-    def summary(self) -> StepResult:
-        """The one result of step 2 (kept for callers that knew it as the summary)."""
-        return self.result()
-
     def sections(self) -> list[Any]:
         return [self.section(k) for k in ("run", "artifacts", "manifest", "ownership")]
 
@@ -341,8 +329,6 @@ class BuildStep(Step):
         """A part; a verification part that could not run says so (ERROR "not run: ...")."""
         if name not in self.parts and name in ("artifacts", "manifest", "ownership"):
             return getattr(self, name)()
-        if name == "run" and name not in self.parts:
-            return self.run()
         return super().section(name)
 
     def checklist(self):  # -> pandas.DataFrame

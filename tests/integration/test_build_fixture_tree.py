@@ -47,7 +47,7 @@ def step(root: Path, tmp_path: Path, run: str = "run1", **params) -> BuildStep:
 def test_docs_workflow_expected_unclean_exit_then_manifest_diff(tmp_path, stand_in, monkeypatch):
     root = tree(tmp_path)
     s = step(root, tmp_path)
-    plan = s.plan()
+    plan = s.preflight()
     assert plan.status is Status.PASS, plan
     assert "fixture stand-in" in " ".join(plan.notes)  # the report says what ran as cargo-make
     run = s.run()
@@ -87,7 +87,7 @@ def test_docs_workflow_expected_unclean_exit_then_manifest_diff(tmp_path, stand_
 def test_clean_run_when_the_upload_succeeds(tmp_path, stand_in, monkeypatch):
     monkeypatch.setenv("CI_UPLOAD_TOKEN", "t0ken-for-test")
     s = step(tree(tmp_path), tmp_path)
-    s.plan()
+    s.preflight()
     assert s.run().status is Status.PASS
     assert s.verdict.kind == "clean" and s.outcome.log.done_seconds is not None
 
@@ -100,7 +100,7 @@ def test_real_failure_is_fail_with_task_and_excerpt(tmp_path, stand_in):
     mf.write_text(text.replace('IPXE_SOURCE = "${CARGO_MAKE_WORKING_DIRECTORY}/ipxe/bin"',
                                'IPXE_SOURCE = "/nonexistent/ipxe"'))
     s = step(root, tmp_path)
-    s.plan()
+    s.preflight()
     run = s.run()
     assert run.status is Status.FAIL, run
     assert s.verdict.failing_task == "ipxe-install-efi-x86_64"
@@ -110,7 +110,7 @@ def test_real_failure_is_fail_with_task_and_excerpt(tmp_path, stand_in):
 
 def test_package_only_runs_two_flows_like_the_docs(tmp_path, stand_in):
     s = step(tree(tmp_path), tmp_path, variant="package-only")
-    plan = s.plan()
+    plan = s.preflight()
     assert plan.details["commands"] == ["cargo make create-ephemeral-image", "cargo make ipxe-x86_64"]
     assert s.run().status is Status.PASS
     assert len(s.outcome.results) == 2 and s.outcome.results[0].returncode == 0
@@ -118,11 +118,11 @@ def test_package_only_runs_two_flows_like_the_docs(tmp_path, stand_in):
 
 def test_newer_tree_docs_name_is_error_then_override_uses_scout_profile(tmp_path, stand_in):
     root = tree(tmp_path, "host_era")
-    bad = step(root, tmp_path).plan()
+    bad = step(root, tmp_path).preflight()
     assert bad.status is Status.ERROR
     assert "build-boot-artifacts-x86-host" in bad.cause and bad.fix == "set task='build-boot-artifacts-x86-host'"
     s = step(root, tmp_path, task="build-boot-artifacts-x86-host")
-    assert s.plan().status is Status.PASS
+    assert s.preflight().status is Status.PASS
     assert s.run().status is Status.PASS
     arts = s.artifacts()
     assert arts.status is Status.PASS, arts
@@ -136,7 +136,7 @@ def test_aarch64_on_x86_64_only_creates_the_static_dirs(tmp_path, stand_in):
     root = tree(tmp_path)
     s = step(root, tmp_path, arch="aarch64")
     s.host = "x86_64"
-    plan = s.plan()
+    plan = s.preflight()
     assert plan.details["commands"] == ["cargo make mkdir-static-aarch64"]
     assert any("cannot be built on an x86_64 host" in n for n in plan.notes)
     assert s.run().status is Status.PASS
@@ -148,14 +148,14 @@ def test_missing_cargo_make_is_an_environment_error(tmp_path, monkeypatch):
     # The real cargo without any cargo-make: `cargo make --version` fails.
     monkeypatch.setenv("PATH", os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
                                                if "carbide_tree" not in p))
-    res = step(tree(tmp_path), tmp_path).plan()
+    res = step(tree(tmp_path), tmp_path).preflight()
     assert res.status is Status.ERROR
     assert "cargo-make is not installed" in res.cause and res.fix == "cargo install --force cargo-make"
 
 
 def test_not_a_carbide_tree_is_an_error_naming_the_path(tmp_path):
     (tmp_path / "empty").mkdir()
-    res = step(tmp_path / "empty", tmp_path).plan()
+    res = step(tmp_path / "empty", tmp_path).preflight()
     assert res.status is Status.ERROR and str(tmp_path / "empty") in res.cause
     assert "pxe/Makefile.toml" in res.cause
     assert step(tmp_path / "empty", tmp_path).run().status is Status.ERROR
@@ -168,7 +168,7 @@ def test_timeout_kills_the_whole_build(tmp_path, stand_in):
         '[tasks.build-boot-artifacts-x86_64]\ndependencies = ["hang"]\n'
         '[tasks.hang]\nscript = "sleep 300 # build-timeout-marker"\n')
     s = step(root, tmp_path, build_timeout_s=3)
-    s.plan()
+    s.preflight()
     run = s.run()
     assert run.status is Status.FAIL and s.verdict.kind == "timeout" and "hang" in run.cause
     ps = subprocess.run(["pgrep", "-f", "build-timeout-marker"], capture_output=True, text=True)
@@ -193,7 +193,7 @@ def test_timeout_gives_the_builder_time_to_clean_up(tmp_path, stand_in):
         '[tasks.build-boot-artifacts-x86_64]\ndependencies = ["hang"]\n'
         f"[tasks.hang]\nscript = '''\n{script}'''\n")
     s = step(root, tmp_path, build_timeout_s=3)
-    s.plan()
+    s.preflight()
     t0 = time.monotonic()
     run = s.run()
     assert run.status is Status.FAIL and s.verdict.kind == "timeout"

@@ -275,6 +275,6 @@ def test_shell_looking_parameters_are_rejected_or_inert(tmp_path):
     with pytest.raises(ParamError):
         STEP2.validate({"arch": "x86_64; reboot"})
     # a path parameter is only ever a path: the plan says it does not exist, nothing runs
-    res = BuildStep({"carbide_root_dir": "$(touch /tmp/pwned-by-runbook)"}, log_dir=tmp_path / "logs").plan()
+    res = BuildStep({"carbide_root_dir": "$(touch /tmp/pwned-by-runbook)"}, log_dir=tmp_path / "logs").preflight()
     assert res.status.value == "ERROR" and "does not exist" in res.cause
     assert not Path("/tmp/pwned-by-runbook").exists()
