@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         vm = shell.spawn(full, log_path=Path(tmp) / "vm.log")
         try:
             out = watch(raw, args.out, t0=t0, timeout_s=args.timeout, is_running=vm.running,
-                        success_pattern=args.stop, fatal_kinds=frozenset())
+                        success_pattern=args.stop, stop_early=False)
         finally:
             vm.stop(grace=2.0)
         vm_log = (Path(tmp) / "vm.log").read_text(errors="replace").strip()

@@ -1,8 +1,8 @@
 """Boot-log analysis: milestones, failures and a verdict for any saved serial log.
 
-The analyzer is streaming: it reads a log in binary chunks and scans each chunk with
-one combined regular expression, so a 100 MB log is read at disk speed and never
-held in memory. It copes with what firmware really prints: ANSI cursor escapes
+The analyzer is streaming: it reads a log in binary chunks, finds the few lines that
+contain an anchor of some known message (:mod:`.catalogue`) with ``bytes.find``, and
+runs regexes on those lines only, so a 100 MB log is never held in memory. It copes with what firmware really prints: ANSI cursor escapes
 (SeaBIOS' serial graphics adapter writes one escape per character), bare ``\\r``,
 control bytes and invalid UTF-8.
 
@@ -10,10 +10,12 @@ Times: a line captured by :mod:`runbook_lib.boot.console` starts with a host sta
 ``[+  12.345s] ``; those seconds are used. A raw log without stamps gives
 ``seconds = None``.
 
-Verdict: PASS when the success pattern (a login prompt) is seen and no fatal
-failure came before it; FAIL when the boot went wrong (a failure was seen, or the
-run timed out / ended before success); ERROR is decided by the caller for
-environment trouble (nothing in a serial log can prove that) and passed in.
+Verdict, outcome first: PASS when the boot ended at the success pattern (a login prompt),
+whatever harmless or recovered errors came before it (they are the ``warnings``); FAIL
+for any other end (a fatal message, a loop, a timeout, the VM exiting, the log ending).
+The first failure is the cause of that end: the earliest message the boot never got past
+(see :meth:`BootLogAnalyzer.finish`). ERROR is decided by the caller for environment
+trouble (nothing in a serial log can prove that) and passed in.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from ..report.sanitize import clean_text
+from .catalogue import BENIGN, END_HINTS, ENTRIES, ERROR, FATAL, LOOP_HINTS, MILESTONES, RANK, Entry
 
 STAMP_RE = re.compile(rb"^\[\+\s*(\d+\.\d+)s\] ")
 STAMP_FMT = "[+{:8.3f}s] "
@@ -44,120 +47,44 @@ _FULL_ROW_AT_END = re.compile(rb"(?:^|\n)((?:\[\+\s*\d+\.\d+s\] )?[^\n]{%d}\n)\Z
 # "<hostname> login:"; not anchored at the line end, because kernel messages often
 # land on the same line right after the prompt.
 DEFAULT_SUCCESS = r"[\w.-]+ login:"
+LOOP_LIMIT = 3  # the same boot file / banner this many times without a kernel = a loop
+MAX_HITS = 1000  # messages kept (all are counted)
+MAX_LISTED = 50  # per list in the JSON
 
-# name, regex (bytes; matched on one line, ANSI already stripped)
-MILESTONES: list[tuple[str, str, str]] = [
-    ("firmware_start", "firmware started",
-     r"(?:BdsDxe: loading Boot|SeaBIOS \(version|UEFI Interactive Shell|Booting from ROM)"),
-    ("pxe_dhcp", "PXE DHCP address",
-     r"(?:Station IP address is|>>Start PXE over IPv4)"),
-    ("nbp_downloaded", "NBP downloaded", r"(?:NBP file downloaded successfully|BdsDxe: starting Boot)"),
-    ("ipxe_banner", "iPXE banner", r"iPXE (?:initialising devices|\d+\.\d+\.\d+\S* -- Open Source)"),
-    ("ipxe_script", "iPXE script", r"(?:autoexec\.ipxe\.*\s*ok|Embedded script|carbide-sandbox: iPXE)"),
-    ("ipxe_dhcp", "iPXE DHCP ok", r"(?:Configuring (?:\[\w+\] )?\(net\d[^)]*\)\.*\s*ok|DHCP \(net\d[^)]*\)\.*\s*ok)"),
-    ("boot_script", "boot script fetched", r"(?:/api/v0/pxe/boot\S*\.\.\.[^\n]*\bok\s*$|carbide-sandbox: boot script for|carbide-pxe stand-in: uuid)"),
-    ("kernel_fetched", "kernel fetched", r"/(?:public/blobs/internal/\S+?\.(?:efi|kernel|vmlinuz)|vmlinuz)\S*?\.\.\.[^\n]*\bok\s*$"),
-    ("initrd_fetched", "initrd fetched", r"/public/blobs/internal/\S+?\.(?:root|initrd|cpio\S*)\.\.\.[^\n]*\bok\s*$"),
-    ("efi_stub", "EFI stub", r"EFI stub: "),
-    ("linux_version", "Linux version", r"Linux version \d"),
-    ("tpm_detected", "TPM 2.0 detected", r"tpm_tis \S+: 2\.0 TPM"),
-    ("initrd_unpacked", "initrd unpacked", r"(?:Freeing initrd memory|Unpacking initramfs|Run /init as init process)"),
-    ("systemd_welcome", "systemd welcome", r"Welcome to .*!"),
-    ("target_reached", "target reached", r"Reached target .*(?:Multi-User|Basic System|sysinit|Local File)"),
-    ("login_prompt", "login prompt", r"[\w.-]+ login:"),
-]
-
-# kind, regex, hint
-FAILURES: list[tuple[str, str, str]] = [
-    ("no_dhcp_offer", r"PXE-E16|No valid offer received|DHCP \(net\d[^)]*\)\.* No configuration methods succeeded"
-     r"|Configuring \(net\d[^)]*\)\.*\s*(?:No configuration|Connection timed out)",
-     "no DHCP offer: check the network mode (user networking answers DHCP itself; bridge mode needs "
-     "carbide-dhcp or dnsmasq on carbide0)"),
-    ("tftp_error", r"PXE-E(?:23|3[0-9]|18)|TFTP error|Client received TFTP error|BdsDxe: failed to load Boot\w+ \"UEFI PXEv4",
-     "TFTP/PXE download failed: the bootfile (ipxe.efi) is missing from the TFTP root or the firmware "
-     "could not load it; check the artifacts dir and the -netdev bootfile="),
-    ("http_connection", r"(?:Connection (?:reset|refused)|Connection timed out)[^\n]*ipxe\.org",
-     "iPXE could not reach the carbide-pxe server: is it running and listening on the chained port? "
-     "(under user networking a stopped server shows as 'Connection reset')"),
-    ("http_not_found", r"(?:No such file or directory|Not found)[^\n]*ipxe\.org",
-     "the server answered 404: the boot script names an artifact that is not in the artifacts dir; "
-     "rebuild (step 2) or fix the template"),
-    ("ipxe_error", r"\(https?://ipxe\.org/[0-9a-f]{8}\)",
-     "iPXE reported an error: open the ipxe.org link for its meaning"),
-    ("efi_stub_error", r"EFI stub: ERROR",
-     "the UKI could not load (often too little memory for its initrd): give the VM >= 2048 MB"),
-    ("initramfs_unpack", r"Initramfs unpacking failed",
-     "the kernel could not unpack the initrd (out of memory or a corrupt carbide.root): give the VM "
-     "more memory (memory_mb >= 2048; the docs use 4096) or rebuild the image"),
-    ("root_mount", r"VFS: Unable to mount root fs",
-     "the kernel found no root filesystem: the initrd is missing or not passed (check the boot "
-     "script's initrd line and carbide.root)"),
-    ("kernel_panic", r"Kernel panic - not syncing",
-     "the kernel panicked: read the lines just above the panic for the cause"),
-    ("kernel_oops", r"(?:^|\] )(?:Oops[:\s]|BUG: |Unhandled fault|-+\[ cut here \]-+)",
-     "a kernel bug/oops was logged: read the trace that follows"),
-    ("emergency_mode", r"(?:You are in emergency mode|Entering emergency mode|Emergency shell)",
-     "systemd fell into emergency mode: a unit needed for boot failed (look for 'Failed to' above)"),
-    ("chain_loop", r"tftp://\S+/(?:ipxe|snponly|undionly)[^/\s]*\.(?:efi|kpxe|pxe)\.*\s*ok",
-     "iPXE is downloading iPXE again (a chain loop): it got no script, so it booted the DHCP "
-     "bootfile, which is itself. Put autoexec.ipxe beside ipxe.efi in the TFTP root (prebuilt "
-     "iPXE >= 2023) or embed the chain script (EMBED=)"),
-    ("no_bootable", r"No bootable device|No more network devices|Boot failed: not a bootable|"
-     r"Nothing to boot|No bootable option or device was found",
-     "the firmware found nothing to boot: check that the NIC has PXE enabled and a bootfile is "
-     "offered (-netdev user,...,bootfile=)"),
-]
-
-MAX_FAILURES = 1000
-CHAIN_LOOP_LIMIT = 2  # iPXE started this many times = a chain loop
-
-# Literal strings one of which every match of a pattern contains. Lines without any
-# of them are never handed to the regexes: bytes.find runs at memory speed, so a
-# 100 MB log of kernel chatter costs little. (A unit test checks that the fast path
-# and the every-line path agree on the recorded logs.)
-ANCHORS: dict[str, tuple[bytes, ...]] = {
-    "firmware_start": (b"BdsDxe: loading Boot", b"SeaBIOS (version", b"UEFI Interactive Shell",
-                       b"Booting from ROM"),
-    "pxe_dhcp": (b"Station IP address is", b">>Start PXE over IPv4"),
-    "nbp_downloaded": (b"NBP file downloaded successfully", b"BdsDxe: starting Boot"),
-    "ipxe_banner": (b"iPXE ",),
-    "ipxe_script": (b"autoexec.ipxe", b"Embedded script", b"carbide-sandbox: iPXE"),
-    "ipxe_dhcp": (b"Configuring ", b"DHCP (net"),
-    "boot_script": (b"/api/v0/pxe/boot", b"carbide-sandbox: boot script for",
-                    b"carbide-pxe stand-in: uuid"),
-    "kernel_fetched": (b"/public/blobs/internal/", b"vmlinuz"),
-    "initrd_fetched": (b"/public/blobs/internal/",),
-    "efi_stub": (b"EFI stub: ",),
-    "linux_version": (b"Linux version ",),
-    "tpm_detected": (b": 2.0 TPM",),
-    "initrd_unpacked": (b"Freeing initrd memory", b"Unpacking initramfs", b"Run /init as init process"),
-    "systemd_welcome": (b"Welcome to ",),
-    "target_reached": (b"Reached target ",),
-    "login_prompt": (b" login:",),
-    "no_dhcp_offer": (b"PXE-E16", b"No valid offer received", b"No configuration methods succeeded",
-                      b"Configuring ("),
-    "tftp_error": (b"PXE-E", b"TFTP error", b"BdsDxe: failed to load Boot"),
-    "http_connection": (b"ipxe.org",),
-    "http_not_found": (b"ipxe.org",),
-    "ipxe_error": (b"ipxe.org",),
-    "efi_stub_error": (b"EFI stub: ERROR",),
-    "initramfs_unpack": (b"Initramfs unpacking failed",),
-    "root_mount": (b"VFS: Unable to mount root fs",),
-    "kernel_panic": (b"Kernel panic - not syncing",),
-    "kernel_oops": (b"Oops", b"BUG: ", b"Unhandled fault", b"[ cut here ]"),
-    "emergency_mode": (b"emergency mode", b"Emergency shell"),
-    "chain_loop": (b"tftp://",),
-    "no_bootable": (b"No bootable device", b"No more network devices", b"Boot failed: not a bootable",
-                    b"Nothing to boot", b"No bootable option or device was found"),
+# Detectors that are not catalogue entries: always scanned (never "done").
+_FETCH_OK = re.compile(rb"((?:tftp|https?|ftp|file):\S+?)\.{2,}\s*ok\b")
+_NBP_NAME = re.compile(rb"NBP filename is (\S+)")
+_BANNER = re.compile(rb"(iPXE initialising devices|SeaBIOS \(version|BdsDxe: loading (Boot\w+))")
+_KERNEL_START = re.compile(rb"(?:Linux version \d|EFI stub: )")
+_MENU = re.compile(rb"key to open \S+ menu")
+_ATTEMPT = re.compile(
+    rb"(?:BdsDxe: (?:loading|failed to load) Boot\w+ \"(?P<bds>[^\"]*)\"|>>Start (?P<start>PXE|HTTP Boot) over (?P<ip>IPv[46])"
+    rb"|Booting from (?P<sea>ROM|Hard Disk|DVD/CD|Floppy)|iPXE \(PCI (?P<pci>[0-9a-fA-F:.]+)\) starting execution)")
+DETECTORS: dict[str, tuple[bytes, ...]] = {
+    "@fetch": (b"://", b"NBP filename is "),
+    "@banner": (b"iPXE initialising devices", b"SeaBIOS (version", b"BdsDxe: loading Boot"),
+    "@kernel": (b"Linux version ", b"EFI stub: "),
+    "@menu": (b"key to open ",),
+    "@attempt": (b"BdsDxe: loading Boot", b"BdsDxe: failed to load Boot", b">>Start ", b"Booting from ",
+                 b"starting execution"),
 }
-_ALL_ANCHORS: tuple[bytes, ...] = tuple(sorted({a for v in ANCHORS.values() for a in v}))
-_ANCHOR_NAMES: dict[bytes, frozenset[str]] = {
-    a: frozenset(n for n, v in ANCHORS.items() if a in v) for a in _ALL_ANCHORS}
-_FAILURE_KINDS = frozenset(k for k, _, _ in FAILURES)
-_ALL_NAMES = frozenset(ANCHORS)
 
-_MS_RX = [(name, label, re.compile(rx.encode())) for name, label, rx in MILESTONES]
-_FAIL_RX = [(kind, re.compile(rx.encode()), hint) for kind, rx, hint in FAILURES]
+_ANCHOR_NAMES_L: dict[bytes, set[str]] = {}
+for _m in MILESTONES:
+    for _a in _m.anchors:
+        _ANCHOR_NAMES_L.setdefault(_a, set()).add(_m.name)
+for _i, _e in enumerate(ENTRIES):
+    for _a in _e.anchors:
+        _ANCHOR_NAMES_L.setdefault(_a, set()).add(f"#{_i}")
+for _d, _anchors in DETECTORS.items():
+    for _a in _anchors:
+        _ANCHOR_NAMES_L.setdefault(_a, set()).add(_d)
+_ALL_ANCHORS: tuple[bytes, ...] = tuple(sorted(_ANCHOR_NAMES_L))
+_ANCHOR_NAMES: dict[bytes, frozenset[str]] = {a: frozenset(v) for a, v in _ANCHOR_NAMES_L.items()}
+_MILESTONE_NAMES = frozenset(m.name for m in MILESTONES)
+_ALL_NAMES = frozenset(n for v in _ANCHOR_NAMES.values() for n in v)
+_MS_RX = [(m.name, m.label, re.compile(m.pattern.encode())) for m in MILESTONES]
+_ENTRY_RX = [(f"#{i}", e) for i, e in enumerate(ENTRIES)]
 
 _IPXE_LINK = re.compile(r"(https?://ipxe\.org/([0-9a-f]{8}))")
 
@@ -173,6 +100,9 @@ class Milestone:
 
 @dataclass
 class Failure:
+    """A message (or an end) with what it means. In ``warnings`` its kind is the
+    catalogue's ``warn`` kind (the boot got past it)."""
+
     kind: str
     line: int
     text: str
@@ -180,6 +110,26 @@ class Failure:
     seconds: float | None = None
     code: str | None = None
     link: str | None = None
+    severity: str = ERROR
+
+
+@dataclass
+class Attempt:
+    """One boot option the firmware tried (OVMF's PXEv4/PXEv6/HTTP, SeaBIOS' ROM...)."""
+
+    name: str
+    line: int
+    seconds: float | None
+    end_line: int | None = None
+    duration_s: float | None = None
+    outcome: str = "unfinished"  # booted | failed | unfinished
+
+
+@dataclass
+class _Hit:
+    failure: Failure
+    entry: Entry | None  # None for loops
+    level_at: int  # the highest milestone rank reached when it was seen
 
 
 @dataclass
@@ -193,10 +143,13 @@ class Analysis:
     ended: str
     success_line: int | None = None
     duration_s: float | None = None
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    warnings: list[Failure] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
 
     @property
     def first_failure(self) -> Failure | None:
+        """The cause of the end the boot reached (None for PASS)."""
         return self.failures[0] if self.failures else None
 
     def milestone(self, name: str) -> Milestone | None:
@@ -214,7 +167,9 @@ class Analysis:
             "milestones": [{"name": m.name, "label": m.label, "seconds": m.seconds,
                             "line": m.line, "text": m.text} for m in self.milestones],
             "first_failure": asdict(ff) if ff else None,
-            "failures": [asdict(f) for f in self.failures[:50]],
+            "failures": [asdict(f) for f in self.failures[:MAX_LISTED]],
+            "warnings": [asdict(w) for w in self.warnings[:MAX_LISTED]],
+            "attempts": [asdict(a) for a in self.attempts[:MAX_LISTED]],
             "lines": self.lines,
             "bytes": self.bytes,
             "duration_s": self.duration_s,
@@ -229,28 +184,38 @@ class Analysis:
         head = f"{self.verdict}: last milestone {self.last_milestone or 'none'}"
         if ff:
             head += f"; first failure {ff.kind} at line {ff.line}: {ff.text}"
+        if self.warnings:
+            head += f"; {len(self.warnings)} warning(s)"
         return head
 
 
 class BootLogAnalyzer:
     """Feed lines (or whole chunks) in order, then :meth:`finish`."""
 
-    def __init__(self, success_pattern: str = DEFAULT_SUCCESS, prefilter: bool = True) -> None:
+    def __init__(self, success_pattern: str = DEFAULT_SUCCESS, prefilter: bool = True,
+                 loop_limit: int = LOOP_LIMIT) -> None:
         """`prefilter=False` hands every line to every regex (slow; for cross-checks)."""
-        self._success_src = success_pattern
         self._success = re.compile(success_pattern.encode(), re.MULTILINE)
         self._prefilter = prefilter
         # the default prompt has an anchor; a custom success regex is searched on its own
         self._success_scan = success_pattern != DEFAULT_SUCCESS
+        self.loop_limit = max(2, loop_limit)
         self.milestones: dict[str, Milestone] = {}
-        self.failures: list[Failure] = []
+        self.level = -1  # highest milestone rank reached so far
+        self._hits: list[_Hit] = []
+        self.hit_counts: dict[str, int] = {}
         self.lines = 0
         self.bytes = 0
         self.ipxe_starts = 0
         self.success_line: int | None = None
         self.last_seconds: float | None = None
-        self._loop_reported = False
-        self.failure_count = 0  # all failures seen; only the first MAX_FAILURES are kept
+        self.last_fetch_ok = 0  # line of the last download that worked
+        self._fetches: dict[str, int] = {}
+        self._banners: dict[str, int] = {}
+        self._menus = 0
+        self._loops: set[str] = set()
+        self._attempts: list[Attempt] = []
+        self._attempt_open = False  # the last attempt came from a BdsDxe/ROM line, detail pending
         self.wrapped = False  # BIOS console: rows of 80 columns are continued on the next
         self._held = b""  # a trailing full row held back until its continuation arrives
 
@@ -288,6 +253,7 @@ class BootLogAnalyzer:
                            float(st.group(1)) if st else None, 1,
                            clean_text(first[st.end():] if st else first).strip()[:300])
             self.milestones["firmware_start"] = ms
+            self.level = max(self.level, RANK["firmware_start"])
             events.append(ms)
         base_line = self.lines
         pos_line, pos = base_line, 0
@@ -312,14 +278,14 @@ class BootLogAnalyzer:
         """(start offset, pattern names worth trying) of the lines that contain an anchor.
 
         Anchors whose patterns are all milestones already found are not searched any more,
-        so after the boot only failure anchors (and the prompt) cost anything.
+        so after the boot only the catalogue, the loop detectors (and the prompt) cost anything.
         """
         if not self._prefilter:
             return [(0, _ALL_NAMES)] + [(i + 1, _ALL_NAMES) for i in range(len(chunk))
                                         if chunk[i] == 10 and i + 1 < len(chunk)]
         starts: dict[int, set[str]] = {}
         find, rfind = chunk.find, chunk.rfind
-        done = self.milestones.keys() - {"ipxe_banner"}
+        done = self.milestones.keys()
         for anchor in _ALL_ANCHORS:
             names = _ANCHOR_NAMES[anchor]
             if names <= done and not (anchor == b" login:" and self.success_line is None):
@@ -352,48 +318,98 @@ class BootLogAnalyzer:
                 cleaned.append(clean_text(body).strip()[:300])
             return cleaned[0]
 
-        # one line can match several patterns; re-check it against all of them
+        # one line can match several milestones; each is recorded once (its first line)
         for name, label, rx in _MS_RX:
-            if name not in names or (name in self.milestones and name != "ipxe_banner"):
-                continue
-            if not rx.search(body):
-                continue
-            if name == "ipxe_banner" and b"initialising devices" in body:
-                self.ipxe_starts += 1
-                if self.ipxe_starts >= CHAIN_LOOP_LIMIT and not self._loop_reported:
-                    self._loop_reported = True
-                    f: Failure | None = Failure("chain_loop", line_no, line_text(),
-                                f"iPXE started {self.ipxe_starts} times: the firmware keeps loading "
-                                "ipxe.efi because its script never chains the boot URL (stock iPXE "
-                                "without a script, or a script that fails); check autoexec.ipxe / "
-                                "the embedded script and the chain URL", seconds)
-                    if any(x.kind == "chain_loop" for x in self.failures):
-                        f = None
-                    if f is not None:
-                        self.failures.append(f)
-                        events.append(f)
-            if name in self.milestones:
+            if name not in names or name in self.milestones or not rx.search(body):
                 continue
             ms = Milestone(name, label, seconds, line_no, line_text())
             self.milestones[name] = ms
+            self.level = max(self.level, RANK[name])
             events.append(ms)
-        for name, rx, hint in _FAIL_RX:
-            if name not in names or not rx.search(body):
-                continue
-            self.failure_count += 1
-            if len(self.failures) >= MAX_FAILURES:
+        if names.isdisjoint(_MILESTONE_NAMES) or not names.isdisjoint(DETECTORS):
+            self._detect(body, line_no, seconds, names, line_text, events)
+        # the first catalogue entry that matches classifies the line
+        for key, entry in _ENTRY_RX:
+            if key in names and entry.rx.search(body):
+                self._record(Failure(entry.kind, line_no, line_text(), entry.hint, seconds,
+                                     severity=entry.severity), entry, events)
                 break
-            text = line_text()
-            link = _IPXE_LINK.search(text)
-            f = Failure(name, line_no, text, hint, seconds,
-                        code=link.group(2) if link else None, link=link.group(1) if link else None)
-            if link:
-                f.hint += f" (see {link.group(1)})"
-            self.failures.append(f)
-            events.append(f)
-            break
         if self.success_line is None and self._success.search(body):
             self.success_line = line_no
+
+    def _detect(self, body: bytes, line_no: int, seconds: float | None, names: frozenset[str],
+                line_text: Callable[[], str], events: list[Milestone | Failure]) -> None:
+        """Loops by repetition, and the firmware's boot attempts."""
+        if "@kernel" in names and _KERNEL_START.search(body):
+            self._fetches.clear()
+            self._banners.clear()
+            self._menus = 0
+        if "@attempt" in names:
+            self._attempt(body, line_no, seconds)
+        loop: str | None = None
+        if "@fetch" in names:
+            m = _FETCH_OK.search(body) or _NBP_NAME.search(body)
+            if m:
+                key = m.group(1).rsplit(b"/", 1)[-1].decode("utf-8", "replace")
+                self.last_fetch_ok = line_no
+                self._fetches[key] = n = self._fetches.get(key, 0) + 1
+                if n >= self.loop_limit:
+                    loop = "chain_loop"
+        if "@banner" in names:
+            m = _BANNER.search(body)
+            if m:
+                key = (m.group(2) or m.group(1)[:4]).decode("utf-8", "replace")
+                if key == "iPXE":
+                    self.ipxe_starts += 1
+                self._banners[key] = n = self._banners.get(key, 0) + 1
+                if n >= self.loop_limit:
+                    # an iPXE that keeps loading the same file is a chain loop, not a reboot loop
+                    again = max(self._fetches.values(), default=0) >= self.loop_limit - 1
+                    loop = "chain_loop" if again else "banner_loop"
+        if "@menu" in names and _MENU.search(body):
+            self._menus += 1
+            if self._menus >= self.loop_limit:
+                loop = "carbide_menu_loop"
+        if loop and loop not in self._loops:
+            self._loops.add(loop)
+            self._record(Failure(loop, line_no, line_text(), LOOP_HINTS[loop], seconds, severity=FATAL),
+                         None, events)
+
+    def _attempt(self, body: bytes, line_no: int, seconds: float | None) -> None:
+        """OVMF prints `>>Start PXE over IPv4` first and names the option (`BdsDxe: loading` or
+        `failed to load Boot0001 "UEFI PXEv4 ..."`) after it; SeaBIOS prints `Booting from ROM`
+        and the NIC ROM then names itself. A naming line within a few lines joins its attempt."""
+        m = _ATTEMPT.search(body)
+        if not m:
+            return
+        cur = self._attempts[-1] if self._attempts else None
+        naming = m.group("bds") is not None or m.group("pci") is not None
+        if naming and cur is not None and self._attempt_open and line_no - cur.line <= 40:
+            cur.name = (m.group("bds").decode("utf-8", "replace") if m.group("bds")
+                        else f"iPXE ROM (PCI {m.group('pci').decode()})")
+            self._attempt_open = False
+            return
+        if m.group("start"):
+            name = f"{m.group('start').decode()} {m.group('ip').decode()}"
+        elif m.group("sea"):
+            name = f"SeaBIOS: {m.group('sea').decode()}"
+        elif m.group("bds"):
+            name = m.group("bds").decode("utf-8", "replace")
+        else:
+            name = f"iPXE ROM (PCI {m.group('pci').decode()})"
+        self._attempts.append(Attempt(name, line_no, seconds))
+        self._attempt_open = not naming
+
+    def _record(self, f: Failure, entry: Entry | None, events: list[Milestone | Failure]) -> None:
+        self.hit_counts[f.kind] = self.hit_counts.get(f.kind, 0) + 1
+        if len(self._hits) >= MAX_HITS:
+            return
+        link = _IPXE_LINK.search(f.text)
+        if link:
+            f.code, f.link = link.group(2), link.group(1)
+            f.hint += f" (see {link.group(1)})"
+        self._hits.append(_Hit(f, entry, self.level))
+        events.append(f)
 
     def feed_stream(self, fh: BinaryIO, chunk_size: int = 4 << 20,
                     max_line: int = 1 << 20) -> None:
@@ -416,50 +432,107 @@ class BootLogAnalyzer:
         if carry:
             self.feed_chunk(carry)
 
-    # ---- result --------------------------------------------------------------
+    # ---- judging -------------------------------------------------------------
+    def got_past(self, hit: _Hit) -> bool:
+        """Did the boot get past this message (so far)?"""
+        if self.success_line is not None and hit.failure.line < self.success_line:
+            return True
+        recovery = hit.entry.recovery if hit.entry is not None else "progress"
+        if recovery == "success":
+            return False
+        if self.level > hit.level_at:
+            return True
+        return recovery == "fetch" and self.last_fetch_ok > hit.failure.line
+
+    def open_trouble(self, severities: frozenset[str] = frozenset({FATAL})) -> Failure | None:
+        """The earliest message of these severities that the boot has not got past (live use)."""
+        for h in self._hits:
+            if h.failure.severity in severities and not self.got_past(h):
+                return h.failure
+        return None
+
     def finish(self, ended: str = "eof", timeout_s: float | None = None,
                duration_s: float | None = None, verdict: str | None = None) -> Analysis:
-        """`ended`: success | timeout | exit | eof (a saved log)."""
+        """`ended`: success | timeout | exit | stalled | eof (a saved log).
+
+        The verdict comes from how the boot ended: the success pattern → PASS, anything
+        else → FAIL. The first failure is the cause of that end: the earliest message
+        (not benign) that the boot never got past, else the end itself. Everything the
+        boot got past is a warning.
+        """
         if self._held:
             held, self._held = self._held, b""
             self.bytes -= len(held)  # counted when it first arrived
             self.feed_chunk(held, final=True)
         ms = sorted(self.milestones.values(), key=lambda m: m.line)
         last = ms[-1].name if ms else None
-        failures = list(self.failures)
         success = self.success_line is not None
-        fatal_before = [f for f in failures if not success or f.line < (self.success_line or 0)]
-        if ended == "timeout" and not success:
+        causes: list[Failure] = []
+        warnings: list[Failure] = []
+        for h in self._hits:
+            f = h.failure
+            if not success and f.severity != BENIGN and not self.got_past(h):
+                causes.append(f)
+            else:
+                warn_kind = h.entry.warn_kind if h.entry is not None else f.kind
+                warnings.append(Failure(warn_kind, f.line, f.text, f.hint, f.seconds, f.code, f.link,
+                                        f.severity))
+        failures = list(causes)
+        if not success:
+            end = self._end(ended, last, timeout_s, duration_s,
+                            explained=any(c.severity == FATAL for c in causes), any_cause=bool(causes))
+            if end is not None:
+                failures.append(end)
+        if verdict is None:
+            verdict = "PASS" if success else "FAIL"
+        counts: dict[str, Any] = {"ipxe_starts": self.ipxe_starts, "failures_seen": sum(
+            v for k, v in self.hit_counts.items()), "by_kind": dict(sorted(self.hit_counts.items()))}
+        return Analysis(verdict, ms, failures, self.lines, self.bytes, last, ended,
+                        self.success_line, duration_s, counts, warnings, self._finish_attempts())
+
+    def _end(self, ended: str, last: str | None, timeout_s: float | None, duration_s: float | None,
+             explained: bool, any_cause: bool) -> Failure | None:
+        """The way the boot ended, as a failure (None when a fatal message already says it)."""
+        fmt = {"last": last or "none"}
+        if self.lines == 0:
+            return Failure("no_output", 0, "no serial output at all", END_HINTS["no_output"], None,
+                           severity=FATAL)
+        if ended in ("timeout", "stalled"):
             silence = ""
             if self.last_seconds is not None and duration_s is not None:
                 silence = f"; the console was silent for the last {duration_s - self.last_seconds:.0f}s"
-            failures.append(Failure(
-                "timeout", self.lines,
-                f"no login prompt within {timeout_s or duration_s or 0:.0f}s{silence}",
-                f"the boot stopped after milestone '{last or 'none'}': look at the serial lines "
-                "after it; a hang there is the first problem to fix", self.last_seconds))
-        elif ended == "exit" and not success and not failures:
-            failures.append(Failure(
-                "vm_exited", self.lines, "the VM exited before a login prompt",
-                f"QEMU stopped after milestone '{last or 'none'}' (with -no-reboot a reboot or "
-                "reset ends the VM): read the last serial lines", self.last_seconds))
-        elif ended == "eof" and not success and not failures:
-            failures.append(Failure(
-                "no_login", self.lines, "the log ends without a login prompt",
-                f"the boot got as far as '{last or 'none'}'", self.last_seconds))
-        if self.lines == 0:
-            failures.insert(0, Failure("no_output", 0, "no serial output at all",
-                                       "the VM printed nothing: check the firmware and that the serial "
-                                       "console is ttyS0 (console=ttyS0,115200)", None))
-        if verdict is None:
-            verdict = "PASS" if success and not fatal_before else "FAIL"
-        if verdict == "PASS":
-            failures = [f for f in failures if f.line > (self.success_line or 0)]
-        else:
-            failures = sorted(failures, key=lambda f: (f.line, 0 if f.kind != "ipxe_error" else 1))
-        return Analysis(verdict, ms, failures, self.lines, self.bytes, last, ended,
-                        self.success_line, duration_s,
-                        {"ipxe_starts": self.ipxe_starts, "failures_seen": self.failure_count})
+            what = "no progress" if ended == "stalled" else "no login prompt"
+            return Failure("timeout", self.lines,
+                           f"{what} within {timeout_s or duration_s or 0:.0f}s{silence}",
+                           END_HINTS["timeout"].format(**fmt), self.last_seconds, severity=FATAL)
+        if ended == "exit" and not explained:
+            return Failure("vm_exited", self.lines, "the VM exited before a login prompt",
+                           END_HINTS["vm_exited"].format(**fmt), self.last_seconds, severity=FATAL)
+        if ended == "eof" and not any_cause:
+            hint = END_HINTS["no_login"].format(**fmt)
+            again = [k for k, n in self._fetches.items() if n >= 2]
+            if again:
+                hint += (f"; {again[0]} was loaded {self._fetches[again[0]]} times: a chain loop "
+                         "in the making (see chain_loop)")
+            return Failure("no_login", self.lines, "the log ends without a login prompt", hint,
+                           self.last_seconds, severity=FATAL)
+        return None
+
+    def _finish_attempts(self) -> list[Attempt]:
+        out = [Attempt(a.name, a.line, a.seconds) for a in self._attempts]
+        kernel = [m.line for n in ("efi_stub", "linux_version") if (m := self.milestones.get(n))]
+        for i, a in enumerate(out):
+            nxt = out[i + 1] if i + 1 < len(out) else None
+            a.end_line = nxt.line - 1 if nxt else self.lines
+            end_s = nxt.seconds if nxt else self.last_seconds
+            if a.seconds is not None and end_s is not None:
+                a.duration_s = round(end_s - a.seconds, 3)
+            if any(a.line <= k <= a.end_line for k in kernel) or (
+                    self.success_line is not None and a.line <= self.success_line <= a.end_line):
+                a.outcome = "booted"
+            elif nxt is not None:
+                a.outcome = "failed"
+        return out
 
 
 def analyze_file(path: str | Path, success_pattern: str = DEFAULT_SUCCESS,

@@ -141,7 +141,9 @@ def _event_note(ev: Milestone | Failure) -> None:
     if isinstance(ev, Milestone):
         note(f"{t}  milestone  {ev.label}")
     else:
-        note(f"{t}  FAILURE    {ev.kind}: {ev.text[:120]}")
+        label = {"fatal": "FATAL", "error": "error", "survived": "warning", "benign": "note"}.get(
+            ev.severity, ev.severity)
+        note(f"{t}  {label:<9}  {ev.kind}: {ev.text[:120]}")
 
 
 def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,

@@ -58,13 +58,14 @@ def test_no_bootfile_is_a_tftp_error() -> None:
     assert an.last_milestone == "pxe_dhcp"
 
 
-def test_stock_ipxe_without_script_is_a_chain_loop() -> None:
+def test_two_loads_of_the_same_ipxe_are_not_yet_a_loop_but_the_hint_says_so() -> None:
+    """Recorded when two iPXE starts counted as a loop; a loop now takes three (one chainload is
+    normal), so this short log just ends, and the end's hint points at the repetition."""
     an = analyze_file(LOGS / "uefi_stock_ipxe_chain_loop.log")
     assert an.verdict == "FAIL"
     ff = an.first_failure
-    assert ff is not None and ff.kind == "chain_loop"
-    assert "tftp://10.0.2.2/ipxe.efi" in ff.text
-    assert "autoexec.ipxe" in ff.hint
+    assert ff is not None and ff.kind == "no_login"
+    assert "ipxe.efi was loaded 2 times" in ff.hint
     assert an.counts["ipxe_starts"] == 2
 
 
@@ -121,10 +122,10 @@ def test_garbage_ansi_control_and_invalid_utf8_do_not_crash(tmp_path: Path) -> N
     junk = bytes(range(256)) * 50 + b"\x1b[31m\xff\xfe Kernel panic - not syncing: boom\x1b[0m\r\n"
     f.write_bytes(junk + b"\x1b]0;title\x07\x00\x01carbide login: \n")
     res = analyze_file(f)
-    kinds = [x.kind for x in res.failures]
-    assert "kernel_panic" in kinds
-    assert res.verdict == "FAIL"  # the panic came before the prompt
-    assert all("\x1b" not in x.text for x in res.failures)
+    # outcome first: the console ended at a login prompt; the panic before it is a warning
+    assert res.verdict == "PASS"
+    assert [w.kind for w in res.warnings] == ["kernel_panic"]
+    assert all("\x1b" not in x.text for x in res.warnings)
 
 
 def test_streaming_chunk_boundaries_do_not_change_the_result(tmp_path: Path) -> None:
