@@ -269,7 +269,7 @@ class BootLogAnalyzer:
         self.lines = base_line + n
         # stamp of the last line (for 'silence' reports)
         tail_start = chunk.rfind(b"\n", 0, len(chunk) - 1) + 1
-        st = STAMP_RE.match(chunk, tail_start)
+        st = STAMP_RE.match(chunk[tail_start:tail_start + 24])  # (^ does not anchor at a pos)
         if st:
             self.last_seconds = float(st.group(1))
         return events

@@ -26,8 +26,9 @@ def _regex(value: str) -> str:
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser(
         "analyze-bootlog", help="explain a saved serial console log of a PXE boot",
-        description="Milestones, the first failure with a hint, and a verdict "
-                    "(exit 0 PASS, 1 FAIL, 2 unreadable file).")
+        description="The verdict from how the boot ended (exit 0 PASS, 1 FAIL, 2 unreadable file), "
+                    "the milestones, the firmware's boot attempts, the first failure (the cause of "
+                    "that end) with a hint, and warnings for the trouble the boot got past.")
     p.add_argument("file", type=Path)
     p.add_argument("--json", action="store_true", help="print the analysis as JSON")
     p.add_argument("--success-pattern", default=DEFAULT_SUCCESS, type=_regex,
@@ -56,10 +57,17 @@ def analyze_handler(args: argparse.Namespace) -> int:
         for m in an.milestones:
             t = f"{m.seconds:8.2f}s" if m.seconds is not None else "       -"
             print(f"  {t}  {m.label:<38} line {m.line}")
+        for a in an.attempts:
+            took = f" {a.duration_s:.1f}s" if a.duration_s is not None else ""
+            print(f"  attempt {a.outcome:<10} {a.name} (line {a.line}{took})")
         ff = an.first_failure
         if ff:
             print(f"first failure: {ff.kind} at line {ff.line}: {ff.text}")
             print(f"hint: {ff.hint}")
+        for w in an.warnings[:20]:
+            print(f"warning: {w.kind} at line {w.line}: {w.text[:160]}")
+        if len(an.warnings) > 20:
+            print(f"... {len(an.warnings) - 20} more warnings (--json lists up to 50)")
         print(f"last milestone: {an.last_milestone or 'none'}")
     return Status(an.verdict).exit_code
 

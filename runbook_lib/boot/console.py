@@ -9,9 +9,9 @@ or failure is reported through ``on_event``. A prompt without a newline (``login
 
 The watch ends on the success pattern; on a fatal message or a loop (after a short grace
 to catch the trace, and only if the boot makes no progress in that grace); on kernel
-trouble that stalls the boot (an RCU stall or soft lockup with no progress for
-``STALL_GRACE_S``: ``ended="stalled"``); when QEMU exits; or on the timeout. Errors the
-boot may still get past (a failed PXE attempt before HTTP boot works) never end it early.
+trouble that stalls the boot (an RCU stall or soft lockup followed by a silent console
+for ``STALL_QUIET_S`` or no progress for ``STALL_GRACE_S``: ``ended="stalled"``); when
+QEMU exits; or on the timeout. Errors the boot may still get past (a failed PXE attempt before HTTP boot works) never end it early.
 The verdict is the analyzer's, on exactly the bytes written to the console log, so a
 saved log analyzed later gives the same verdict and first failure.
 """
@@ -36,7 +36,8 @@ Event = Milestone | Failure
 FATAL_GRACE_S = 2.0
 # kernel trouble that, with no progress after it for this long, is a hung boot
 STALL_KINDS = frozenset({"rcu_stall", "soft_lockup"})
-STALL_GRACE_S = 15.0
+STALL_QUIET_S = 10.0  # ... and the console silent this long after it
+STALL_GRACE_S = 60.0  # ... or no progress this long after it (stall reports repeat)
 # prompts that wait for a key: nothing more will come
 _WAITING_PROMPT = re.compile(r"(?:^|\n)\s*(?:iPXE|Shell)> ?$")
 PROMPT_QUIET_S = 0.1
@@ -128,7 +129,7 @@ def watch(serial_raw: Path, console_log: Path, *, t0: float, timeout_s: float,
             if fatal_deadline is not None and now >= fatal_deadline:
                 ended = "fatal"
                 break
-            if stall_deadline is not None and now >= stall_deadline:
+            if stall_deadline is not None and (now >= stall_deadline or now - last_data >= STALL_QUIET_S):
                 ended = "stalled"
                 break
             if not is_running():

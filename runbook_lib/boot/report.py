@@ -18,8 +18,11 @@ MAX_EXCERPTS = 8
 EXCERPT_LINES = 3
 
 
+MAX_TIMELINE_MESSAGES = 10
+
+
 def timeline_table(run: BootRun) -> Any:
-    """Serial milestones and failures plus HTTP requests, in time order."""
+    """Serial milestones, boot attempts, failures and warnings plus HTTP requests, in time order."""
     import pandas as pd
 
     rows: list[dict[str, Any]] = []
@@ -28,9 +31,16 @@ def timeline_table(run: BootRun) -> Any:
         for m in an.milestones:
             rows.append({"seconds": m.seconds, "source": "serial", "event": m.label,
                          "line": m.line, "text": m.text[:120]})
-        for f in an.failures[:10]:
+        for a in an.attempts[:MAX_TIMELINE_MESSAGES]:
+            took = f" for {a.duration_s:.1f}s" if a.duration_s is not None else ""
+            rows.append({"seconds": a.seconds, "source": "serial", "event": f"attempt {a.outcome}",
+                         "line": a.line, "text": f"{a.name}{took}"[:120]})
+        for f in an.failures[:MAX_TIMELINE_MESSAGES]:
             rows.append({"seconds": f.seconds, "source": "serial", "event": f"FAILURE {f.kind}",
                          "line": f.line, "text": f.text[:120]})
+        for w in an.warnings[:MAX_TIMELINE_MESSAGES]:
+            rows.append({"seconds": w.seconds, "source": "serial", "event": f"warning {w.kind}",
+                         "line": w.line, "text": w.text[:120]})
     for r in run.requests:
         rows.append({"seconds": r.seconds, "source": "http",
                      "event": f"{r.method} {r.status} {_short(r.path)}", "line": None,
@@ -85,7 +95,9 @@ def timeline_chart(run: BootRun) -> Chart:
     ax = fig.subplots()
     colours = {"serial": "#1f6feb", "http": "#8250df"}
     for i, row in enumerate(df.itertuples()):
-        colour = "#cf222e" if str(row.event).startswith("FAILURE") else colours[row.source]
+        event = str(row.event)
+        colour = ("#cf222e" if event.startswith("FAILURE") else "#bf8700" if event.startswith("warning")
+                  else colours[row.source])
         ax.barh(i, row.seconds, color=colour, alpha=0.25, height=0.6)
         ax.plot(row.seconds, i, "o", color=colour)
     ax.set_yticks(range(len(df)))
@@ -107,6 +119,8 @@ def excerpts_html(run: BootRun, context: int = EXCERPT_LINES) -> str:
     picks: list[tuple[str, int]] = []
     if an.first_failure is not None and an.first_failure.line > 0:
         picks.append((f"first failure: {an.first_failure.kind}", an.first_failure.line))
+    for w in an.warnings[:2]:
+        picks.append((f"warning: {w.kind}", w.line))
     for m in an.milestones:
         if len(picks) >= MAX_EXCERPTS:
             break

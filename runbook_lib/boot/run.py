@@ -56,3 +56,5 @@ class BootRun:
     notes: list[str] = field(default_factory=list)
     timing: dict[str, float | None] = field(default_factory=dict)
     leftovers: list[str] = field(default_factory=list)
+    # trouble of the host/emulator, not of the image (a stalled VM that was booted again)
+    infra_events: list[dict[str, Any]] = field(default_factory=list)

@@ -177,7 +177,8 @@ def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
         notes.append("BIOS: QEMU's NIC option ROM (iPXE) fetched the boot script itself; "
                      "ipxe.kpxe was not exercised")
     cfg = vmq.VmConfig(serial_path=serial_raw, firmware=p["firmware"], network=p["network"],
-                       accel=plan.accel, memory_mb=p["memory_mb"], cpus=p["cpus"], mac=p["mac"],
+                       accel=plan.accel, tcg_thread=p.get("tcg_thread", "multi"),
+                       memory_mb=p["memory_mb"], cpus=p["cpus"], mac=p["mac"],
                        uuid=uuid, extra_args=p.get("extra_args", ""))
     if p["network"] == "bridge":
         serve = False  # the real carbide-pxe answers on the bridge; never shadow its port
@@ -213,26 +214,46 @@ def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
                 run.summary, run.cause = "not booted: the software TPM did not start", str(exc)
                 run.fix = "sudo apt-get install swtpm swtpm-tools, or set tpm = False"
                 return run
-        argv = vmq.build_argv(cfg)
-        run.command = shell.quote(argv)
-        note(f"qemu: {run.command}")
-        t0 = time.monotonic()
-        standin.reset_clock(t0)
-        try:
-            vm = shell.spawn(argv, log_path=run_dir / "qemu.log")
-        except shell.CommandNotFound as exc:
-            run.summary, run.cause = "not booted", str(exc)
-            run.fix = "sudo apt-get install qemu-system-x86"
-            return run
-        outcome = watch(serial_raw, run_dir / "serial.log", t0=t0, timeout_s=p["boot_timeout_s"],
-                        is_running=vm.running, success_pattern=p["success_pattern"],
-                        on_event=on_event)
-        run.analysis = outcome.analysis
-        run.timing = {"boot_s": round(outcome.duration_s, 2),
-                      "login_prompt_s": None if outcome.success_at is None
-                      else round(outcome.success_at, 2),
-                      "prompt_to_verdict_s": None if outcome.success_at is None
-                      else round(outcome.verdict_at - outcome.success_at, 4)}
+        for attempt in (1, 2):
+            argv = vmq.build_argv(cfg)
+            run.command = shell.quote(argv)
+            note(f"qemu: {run.command}")
+            t0 = time.monotonic()
+            standin.reset_clock(t0)
+            try:
+                vm = shell.spawn(argv, log_path=run_dir / "qemu.log")
+            except shell.CommandNotFound as exc:
+                run.summary, run.cause = "not booted", str(exc)
+                run.fix = "sudo apt-get install qemu-system-x86"
+                return run
+            outcome = watch(serial_raw, run_dir / "serial.log", t0=t0, timeout_s=p["boot_timeout_s"],
+                            is_running=vm.running, success_pattern=p["success_pattern"],
+                            on_event=on_event)
+            run.analysis = outcome.analysis
+            run.timing = {"boot_s": round(outcome.duration_s, 2),
+                          "login_prompt_s": None if outcome.success_at is None
+                          else round(outcome.success_at, 2),
+                          "prompt_to_verdict_s": None if outcome.success_at is None
+                          else round(outcome.verdict_at - outcome.success_at, 4)}
+            ff = outcome.analysis.first_failure
+            if outcome.ended != "stalled" or attempt == 2 or ff is None:
+                break
+            # An infrastructure event, not a verdict on the image: the emulator hung the guest.
+            vm.stop(grace=2.0)
+            kept = run_dir / "serial-stalled.log"
+            (run_dir / "serial.log").replace(kept)
+            serial_raw.unlink(missing_ok=True)
+            if cfg.ovmf_vars is not None:
+                cfg.ovmf_vars = vmq.copy_vars(cfg.ovmf_vars)
+            logs["serial console (stalled attempt)"] = str(kept)
+            run.infra_events.append({"event": "vm_stalled_retried", "kind": ff.kind, "line": ff.line,
+                                     "text": ff.text, "after_s": round(outcome.duration_s, 2),
+                                     "accel": plan.accel, "log": str(kept)})
+            event = (f"infrastructure: the VM stalled ({ff.kind} at serial line {ff.line}: {ff.text[:100]}) "
+                     f"after {outcome.duration_s:.0f}s under {plan.accel}; it was stopped and booted again "
+                     "once (not a failure of the image)")
+            notes.append(event)
+            note(event)
     finally:
         if vm is not None:
             vm.stop(grace=2.0)
@@ -309,7 +330,8 @@ def _verdict(run: BootRun, vm: shell.Proc | None) -> BootRun:
 
 def result(run: BootRun) -> StepResult:
     details: dict[str, Any] = {"qemu_command": run.command, "notes": run.notes,
-                               "timing": run.timing, "leftover_processes": run.leftovers}
+                               "timing": run.timing, "leftover_processes": run.leftovers,
+                               "infrastructure_events": run.infra_events}
     tables: dict[str, Any] = {}
     if run.analysis is not None:
         details["analysis"] = run.analysis.to_dict()

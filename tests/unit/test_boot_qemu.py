@@ -33,7 +33,7 @@ def test_uefi_user_network(tmp_path: Path) -> None:
     assert opt(argv, "-m") == ["4096"] and opt(argv, "-smp") == ["2"]
     assert opt(argv, "-serial") == [f"file:{tmp_path / 'serial.raw'}"]
     assert opt(argv, "-display") == ["none"]
-    assert "-no-reboot" in argv and opt(argv, "-accel") == ["tcg,thread=single"] and "-cpu" not in argv
+    assert "-no-reboot" in argv and opt(argv, "-accel") == ["tcg,thread=multi"] and "-cpu" not in argv
 
 
 def test_bios_uses_nic_rom_and_boot_url(tmp_path: Path) -> None:
