@@ -1,8 +1,8 @@
 """Boot-log analysis: milestones, failures and a verdict for any saved serial log.
 
 The analyzer is streaming: it reads a log in binary chunks, finds the few lines that
-contain an anchor of some known message (:mod:`.catalogue`) with ``bytes.find``, and
-runs regexes on those lines only, so a 100 MB log is never held in memory. It copes with what firmware really prints: ANSI cursor escapes
+contain an anchor of some known message (:mod:`.catalogue`) in one RE2 pass (google-re2:
+a DFA, no backtracking), and runs Python regexes on those lines only, so a 100 MB log is never held in memory. It copes with what firmware really prints: ANSI cursor escapes
 (SeaBIOS' serial graphics adapter writes one escape per character), bare ``\\r``,
 control bytes and invalid UTF-8.
 
@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
+import re2
+
 from ..report.sanitize import clean_text
 from .catalogue import BENIGN, END_HINTS, ENTRIES, ERROR, FATAL, LOOP_HINTS, MILESTONES, RANK, Entry
 
@@ -41,14 +43,13 @@ WRAP_COLUMNS = 80
 _WRAPPED = re.compile(
     rb"^((?:\[\+\s*\d+\.\d+s\] )?)([^\n]{%d})\n(?:\[\+\s*\d+\.\d+s\] )?([^\n]*)\n" % WRAP_COLUMNS,
     re.MULTILINE)
-# A full row at the end of a chunk: its continuation may only arrive with the next chunk.
-_FULL_ROW_AT_END = re.compile(rb"(?:^|\n)((?:\[\+\s*\d+\.\d+s\] )?[^\n]{%d}\n)\Z" % WRAP_COLUMNS)
 
 # "<hostname> login:"; not anchored at the line end, because kernel messages often
 # land on the same line right after the prompt.
 DEFAULT_SUCCESS = r"[\w.-]+ login:"
 LOOP_LIMIT = 3  # the same boot file / banner this many times without a kernel = a loop
-MAX_HITS = 1000  # messages kept (all are counted)
+MAX_HITS = 1000  # messages kept (all are counted); the ones that can still be the cause win
+MAX_BENIGN = 100  # benign messages kept (a 100 MB console repeats the same notes)
 MAX_LISTED = 50  # per list in the JSON
 
 # Detectors that are not catalogue entries: always scanned (never "done").
@@ -61,7 +62,7 @@ _ATTEMPT = re.compile(
     rb"(?:BdsDxe: (?:loading|failed to load) Boot\w+ \"(?P<bds>[^\"]*)\"|>>Start (?P<start>PXE|HTTP Boot) over (?P<ip>IPv[46])"
     rb"|Booting from (?P<sea>ROM|Hard Disk|DVD/CD|Floppy)|iPXE \(PCI (?P<pci>[0-9a-fA-F:.]+)\) starting execution)")
 DETECTORS: dict[str, tuple[bytes, ...]] = {
-    "@fetch": (b"://", b"NBP filename is "),
+    "@fetch": (b".. ok", b"NBP filename is "),
     "@banner": (b"iPXE initialising devices", b"SeaBIOS (version", b"BdsDxe: loading Boot"),
     "@kernel": (b"Linux version ", b"EFI stub: "),
     "@menu": (b"key to open ",),
@@ -81,10 +82,38 @@ for _d, _anchors in DETECTORS.items():
         _ANCHOR_NAMES_L.setdefault(_a, set()).add(_d)
 _ALL_ANCHORS: tuple[bytes, ...] = tuple(sorted(_ANCHOR_NAMES_L))
 _ANCHOR_NAMES: dict[bytes, frozenset[str]] = {a: frozenset(v) for a, v in _ANCHOR_NAMES_L.items()}
+# RE2 reports non-overlapping matches, the longest alternative first: a match also stands for
+# every anchor inside it ("EFI stub: ERROR" holds "EFI stub: ").
+_ANCHOR_CLOSURE: dict[bytes, frozenset[str]] = {
+    a: frozenset(n for b in _ALL_ANCHORS if b in a for n in _ANCHOR_NAMES[b]) for a in _ALL_ANCHORS}
+_FINDERS: dict[tuple[frozenset[str], bool], Any] = {}
+
+
+def _finder(done: frozenset[str], waiting_login: bool) -> Any:
+    """A compiled RE2 (one DFA pass, no backtracking) that finds every anchor still worth
+    finding once the milestones in `done` are found. Cached: a log changes it a few times."""
+    key = (done, waiting_login)
+    got = _FINDERS.get(key)
+    if got is None:
+        active = tuple(a for a in _ALL_ANCHORS
+                       if not _ANCHOR_NAMES[a] <= done or (a == b" login:" and waiting_login))
+        active = tuple(sorted(active, key=len, reverse=True))
+        got = _FINDERS[key] = re2.compile(b"|".join(re.escape(a) for a in active))
+    return got
+
+
 _MILESTONE_NAMES = frozenset(m.name for m in MILESTONES)
 _ALL_NAMES = frozenset(n for v in _ANCHOR_NAMES.values() for n in v)
 _MS_RX = [(m.name, m.label, re.compile(m.pattern.encode())) for m in MILESTONES]
 _ENTRY_RX = [(f"#{i}", e) for i, e in enumerate(ENTRIES)]
+_PLANS: dict[frozenset[str], tuple[list[Any], list[Entry], bool]] = {}
+
+
+def _plan(names: frozenset[str]) -> tuple[list[Any], list[Entry], bool]:
+    """What to try on a line holding these anchors' names, in table order (cached)."""
+    plan = _PLANS[names] = ([x for x in _MS_RX if x[0] in names], [e for k, e in _ENTRY_RX if k in names],
+                            not names.isdisjoint(DETECTORS))
+    return plan
 
 _IPXE_LINK = re.compile(r"(https?://ipxe\.org/([0-9a-f]{8}))")
 
@@ -203,6 +232,7 @@ class BootLogAnalyzer:
         self.milestones: dict[str, Milestone] = {}
         self.level = -1  # highest milestone rank reached so far
         self._hits: list[_Hit] = []
+        self._benign_kept = 0
         self.hit_counts: dict[str, int] = {}
         self.lines = 0
         self.bytes = 0
@@ -237,14 +267,13 @@ class BootLogAnalyzer:
             chunk = _ANSI_B.sub(b"", chunk)
         if b"\r" in chunk:
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b" ")
-        if not self.wrapped and b"SeaBIOS" in chunk:
-            self.wrapped = True
-        if self.wrapped:
-            chunk = _WRAPPED.sub(rb"\1\2\3\n\n", chunk)
-            held = None if final else _FULL_ROW_AT_END.search(chunk)
-            if held:
-                self._held = held.group(1)
-                chunk = chunk[:held.start(1)]
+        if self.wrapped or b"SeaBIOS (version" in chunk:
+            chunk = self._unwrap(chunk)
+        if self.wrapped and not final and chunk.endswith(b"\n"):
+            prev = chunk.rfind(b"\n", 0, len(chunk) - 1) + 1
+            st = STAMP_RE.match(chunk[prev:prev + 24])
+            if len(chunk) - 1 - prev - (st.end() if st else 0) == WRAP_COLUMNS:
+                self._held, chunk = chunk[prev:], chunk[:prev]
         events: list[Milestone | Failure] = []
         if self.lines == 0 and "firmware_start" not in self.milestones and chunk.strip():
             first = chunk.split(b"\n", 1)[0]
@@ -274,6 +303,29 @@ class BootLogAnalyzer:
             self.last_seconds = float(st.group(1))
         return events
 
+    def _unwrap(self, chunk: bytes) -> bytes:
+        """Join SeaBIOS' 80-column rows, from its banner to the kernel's first line (the
+        kernel writes to the UART itself and never wraps), so the rest costs nothing."""
+        out: list[bytes] = []
+        pos = 0
+        while pos < len(chunk):
+            if not self.wrapped:
+                i = chunk.find(b"SeaBIOS (version", pos)
+                if i < 0:
+                    out.append(chunk[pos:])
+                    break
+                start = max(pos, chunk.rfind(b"\n", 0, i) + 1)
+                out.append(chunk[pos:start])
+                pos, self.wrapped = start, True
+            else:
+                j = chunk.find(b"Linux version ", pos)
+                end = len(chunk) if j < 0 else max(pos, chunk.rfind(b"\n", 0, j) + 1)
+                out.append(_WRAPPED.sub(rb"\1\2\3\n\n", chunk[pos:end]))
+                if j < 0:
+                    break
+                pos, self.wrapped = end, False
+        return b"".join(out)
+
     def _candidate_lines(self, chunk: bytes) -> list[tuple[int, frozenset[str]]]:
         """(start offset, pattern names worth trying) of the lines that contain an anchor.
 
@@ -284,19 +336,17 @@ class BootLogAnalyzer:
             return [(0, _ALL_NAMES)] + [(i + 1, _ALL_NAMES) for i in range(len(chunk))
                                         if chunk[i] == 10 and i + 1 < len(chunk)]
         starts: dict[int, set[str]] = {}
-        find, rfind = chunk.find, chunk.rfind
-        done = self.milestones.keys()
-        for anchor in _ALL_ANCHORS:
-            names = _ANCHOR_NAMES[anchor]
-            if names <= done and not (anchor == b" login:" and self.success_line is None):
-                continue
-            i = find(anchor)
-            while i >= 0:
-                starts.setdefault(rfind(b"\n", 0, i) + 1, set()).update(names)
-                nl = find(b"\n", i)
-                if nl < 0:
-                    break
-                i = find(anchor, nl + 1)
+        rx = _finder(frozenset(self.milestones), self.success_line is None)
+        rfind = chunk.rfind
+        for m in rx.finditer(chunk):
+            a, b = m.span()
+            start = rfind(b"\n", 0, a) + 1
+            names = _ANCHOR_CLOSURE[chunk[a:b]]
+            got = starts.get(start)
+            if got is None:
+                starts[start] = set(names)
+            else:
+                got.update(names)
         if self._success_scan and self.success_line is None:
             for m in self._success.finditer(chunk):
                 starts.setdefault(rfind(b"\n", 0, m.start()) + 1, set())
@@ -318,23 +368,29 @@ class BootLogAnalyzer:
                 cleaned.append(clean_text(body).strip()[:300])
             return cleaned[0]
 
+        plan = _PLANS.get(names) or _plan(names)
         # one line can match several milestones; each is recorded once (its first line)
-        for name, label, rx in _MS_RX:
-            if name not in names or name in self.milestones or not rx.search(body):
+        for name, label, rx in plan[0]:
+            if name in self.milestones or not rx.search(body):
                 continue
             ms = Milestone(name, label, seconds, line_no, line_text())
             self.milestones[name] = ms
             self.level = max(self.level, RANK[name])
             events.append(ms)
-        if names.isdisjoint(_MILESTONE_NAMES) or not names.isdisjoint(DETECTORS):
+        if plan[2]:
             self._detect(body, line_no, seconds, names, line_text, events)
         # the first catalogue entry that matches classifies the line
-        for key, entry in _ENTRY_RX:
-            if key in names and entry.rx.search(body):
-                self._record(Failure(entry.kind, line_no, line_text(), entry.hint, seconds,
-                                     severity=entry.severity), entry, events)
+        for entry in plan[1]:
+            if entry.rx.search(body):
+                if entry.severity == BENIGN and self._benign_kept >= MAX_BENIGN:
+                    self.hit_counts[entry.kind] = self.hit_counts.get(entry.kind, 0) + 1
+                else:
+                    self._benign_kept += entry.severity == BENIGN
+                    self._record(Failure(entry.kind, line_no, line_text(), entry.hint, seconds,
+                                         severity=entry.severity), entry, events)
                 break
-        if self.success_line is None and self._success.search(body):
+        if self.success_line is None and (self._success_scan or b" login:" in body) \
+                and self._success.search(body):
             self.success_line = line_no
 
     def _detect(self, body: bytes, line_no: int, seconds: float | None, names: frozenset[str],
@@ -403,13 +459,22 @@ class BootLogAnalyzer:
     def _record(self, f: Failure, entry: Entry | None, events: list[Milestone | Failure]) -> None:
         self.hit_counts[f.kind] = self.hit_counts.get(f.kind, 0) + 1
         if len(self._hits) >= MAX_HITS:
-            return
+            self._compact()
         link = _IPXE_LINK.search(f.text)
         if link:
             f.code, f.link = link.group(2), link.group(1)
             f.hint += f" (see {link.group(1)})"
         self._hits.append(_Hit(f, entry, self.level))
         events.append(f)
+
+    def _compact(self) -> None:
+        """Keep the messages that can still be the cause (the boot has not got past them: that
+        only changes one way) and the first warnings; the rest stay counted."""
+        past = [h for h in self._hits if self.got_past(h)]
+        open_ = [h for h in self._hits if not self.got_past(h)]
+        if len(open_) > MAX_HITS // 2:  # a storm of errors with no progress: first and latest
+            open_ = open_[:MAX_HITS // 4] + open_[-MAX_HITS // 4:]
+        self._hits = sorted(past[:MAX_HITS // 4] + open_, key=lambda h: h.failure.line)
 
     def feed_stream(self, fh: BinaryIO, chunk_size: int = 4 << 20,
                     max_line: int = 1 << 20) -> None:
