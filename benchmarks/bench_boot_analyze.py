@@ -45,7 +45,8 @@ def prompt_to_verdict(runs: int = 20) -> None:
             t0 = time.monotonic()
             out = console.watch(raw, Path(tmp) / "serial.log", t0=t0, timeout_s=60,
                                 is_running=lambda: True, success_pattern=r"[\w.-]+ login:")
-            times.append(out.verdict_at - (time.monotonic() - t0) + (time.monotonic() - t0))
+            assert out.ended == "success"
+            times.append(out.verdict_at)  # the prompt was on the port from the start: an upper bound
     times.sort()
     print(f"login prompt on the port -> verdict: median {times[len(times) // 2]:.3f} s, "
           f"max {times[-1]:.3f} s over {runs} runs (target <= 0.5 s)")
