@@ -55,18 +55,19 @@ MAX_LISTED = 50  # per list in the JSON
 # Detectors that are not catalogue entries: always scanned (never "done").
 _FETCH_OK = re.compile(rb"((?:tftp|https?|ftp|file):\S+?)\.{2,}\s*ok\b")
 _NBP_NAME = re.compile(rb"NBP filename is (\S+)")
-_BANNER = re.compile(rb"(iPXE initialising devices|SeaBIOS \(version|BdsDxe: loading (Boot\w+))")
+_BANNER = re.compile(rb"((?:iPXE|[Cc]arbide) initialising devices|SeaBIOS \(version|BdsDxe: loading (Boot\w+))")
 _KERNEL_START = re.compile(rb"(?:Linux version \d|EFI stub: )")
 _MENU = re.compile(rb"key to open \S+ menu")
 _ATTEMPT = re.compile(
-    rb"(?:BdsDxe: (?:loading|failed to load) Boot\w+ \"(?P<bds>[^\"]*)\"|>>Start (?P<start>PXE|HTTP Boot) over (?P<ip>IPv[46])"
+    rb"(?:BdsDxe: (?:loading|failed to load|failed to start) Boot\w+ \"(?P<bds>[^\"]*)\"|>>Start (?P<start>PXE|HTTP Boot) over (?P<ip>IPv[46])"
     rb"|Booting from (?P<sea>ROM|Hard Disk|DVD/CD|Floppy)|iPXE \(PCI (?P<pci>[0-9a-fA-F:.]+)\) starting execution)")
 DETECTORS: dict[str, tuple[bytes, ...]] = {
     "@fetch": (b".. ok", b"NBP filename is "),
-    "@banner": (b"iPXE initialising devices", b"SeaBIOS (version", b"BdsDxe: loading Boot"),
+    "@banner": (b"initialising devices", b"SeaBIOS (version", b"BdsDxe: loading Boot"),
     "@kernel": (b"Linux version ", b"EFI stub: "),
     "@menu": (b"key to open ",),
-    "@attempt": (b"BdsDxe: loading Boot", b"BdsDxe: failed to load Boot", b">>Start ", b"Booting from ",
+    "@attempt": (b"BdsDxe: loading Boot", b"BdsDxe: failed to load Boot", b"BdsDxe: failed to start Boot",
+                 b">>Start ", b"Booting from ",
                  b"starting execution"),
 }
 
@@ -415,7 +416,8 @@ class BootLogAnalyzer:
             m = _BANNER.search(body)
             if m:
                 key = (m.group(2) or m.group(1)[:4]).decode("utf-8", "replace")
-                if key == "iPXE":
+                if key in ("iPXE", "carb", "Carb"):
+                    key = "iPXE"
                     self.ipxe_starts += 1
                 self._banners[key] = n = self._banners.get(key, 0) + 1
                 if n >= self.loop_limit:
@@ -440,6 +442,8 @@ class BootLogAnalyzer:
             return
         cur = self._attempts[-1] if self._attempts else None
         naming = m.group("bds") is not None or m.group("pci") is not None
+        if m.group("bds") is not None and cur is not None and cur.name == m.group("bds").decode("utf-8", "replace"):
+            return  # the same option again: loaded, then "failed to start" when its program returned
         if naming and cur is not None and self._attempt_open and line_no - cur.line <= 40:
             cur.name = (m.group("bds").decode("utf-8", "replace") if m.group("bds")
                         else f"iPXE ROM (PCI {m.group('pci').decode()})")

@@ -83,8 +83,11 @@ MILESTONES: tuple[Milestone, ...] = (
               r"(?:NBP file downloaded successfully|BdsDxe: starting Boot|Downloading\.+\s*100%)",
               (b"NBP file downloaded successfully", b"BdsDxe: starting Boot", b"Downloading."),
               "  NBP file downloaded successfully."),
-    Milestone("ipxe_banner", "iPXE banner", r"iPXE (?:initialising devices|\d+\.\d+\.\d+\S* -- Open Source)",
-              (b"iPXE ",), "iPXE initialising devices...ok"),
+    Milestone("ipxe_banner", "iPXE banner",
+              r"(?:iPXE|[Cc]arbide) initialising devices|iPXE \d+\.\d+\.\d+\S* -- Open Source"
+              r"|-- Carbide Bare Metal provisioning",
+              (b"initialising devices", b"iPXE ", b"Bare Metal provisioning"),
+              "carbide initialising devices..."),
     Milestone("ipxe_script", "iPXE script",
               r"(?:autoexec\.ipxe\.*\s*ok|Embedded script|carbide-sandbox: iPXE|(?:Carbide|Forge) - v\d"
               r"|key to open \S+ menu)",
@@ -147,8 +150,9 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("nic_error_counters", BENIGN, r"^\s*\[(?:TXE|RXE): \d+ x", (b"[TXE: ", b"[RXE: "),
           "iPXE's per-NIC error counters (packets sent before DHCP finished): harmless",
           '  [TXE: 1 x "Network unreachable (http://ipxe.org/28086090)"]'),
-    Entry("tsc_unstable", BENIGN, r"tsc: (?:Marking TSC unstable|Fast TSC calibration failed)",
-          (b"tsc: Marking TSC unstable", b"tsc: Fast TSC calibration failed"),
+    Entry("tsc_unstable", BENIGN,
+          r"tsc: (?:Marking TSC unstable|Fast TSC calibration failed|Unable to calibrate against PIT)",
+          (b"tsc: Marking TSC unstable", b"tsc: Fast TSC calibration failed", b"tsc: Unable to calibrate"),
           "routine under QEMU/TCG: the virtual TSC is not stable, the kernel picks another clocksource",
           "[    0.009849] tsc: Marking TSC unstable due to TSCs unsynchronized"),
     Entry("clock_note", BENIGN,
@@ -188,6 +192,12 @@ ENTRIES: tuple[Entry, ...] = (
           (b"reboot: ", b"Rebooting in "),
           "the guest rebooted or powered off before a login prompt (with -no-reboot QEMU then exits): "
           "the lines above say why", "[    3.123456] reboot: Restarting system", recovery="success"),
+    # ---- carbide's embedded iPXE script (before the firmware lines it shares a row with) ----
+    Entry("no_uuid_option", ERROR, r"Hit the \S+ key to continue", (b"key to continue",),
+          "the iPXE chain never fired: DHCP gave no option 43.70 (the machine UUID), so carbide's "
+          "embedded script went to its error handler. Boot against carbide-dhcp (or the testnet's "
+          "DHCP, which sends 43.70), or use an ipxe.efi built with the sandbox chain script",
+          "Hit the x key to continue"),
     # ---- firmware network boot -----------------------------------------------------------
     Entry("no_dhcp_offer", ERROR,
           r"PXE-E16|PXE-E51|No valid offer received|No DHCP or proxyDHCP offers",
@@ -212,7 +222,8 @@ ENTRIES: tuple[Entry, ...] = (
           "the firmware's HTTP boot could not download its boot file: DHCP must offer an http:// URL "
           "(vendor class HTTPClient) to an EFI binary on a reachable HTTP server",
           "  Error: Could not retrieve NBP file size from HTTP server.", warn="pxe_attempt_failed"),
-    Entry("boot_option_failed", ERROR, r"BdsDxe: failed to load Boot\w+", (b"BdsDxe: failed to load Boot",),
+    Entry("boot_option_failed", ERROR, r"BdsDxe: failed to (?:load|start) Boot\w+",
+          (b"BdsDxe: failed to load Boot", b"BdsDxe: failed to start Boot"),
           "the firmware could not load this boot option: the line above it says why",
           "BdsDxe: failed to load Boot0001 \"UEFI PXEv4 (MAC:525400123456)\" from PciRoot(0x0): Not Found",
           warn="pxe_attempt_failed"),
@@ -237,11 +248,6 @@ ENTRIES: tuple[Entry, ...] = (
           "iPXE could not boot the image its script selected (the target does not exist or is not "
           "bootable here): see the ipxe.org link and the script's boot lines",
           "Could not boot: No such file or directory (http://ipxe.org/2d02803b)", recovery="fetch"),
-    Entry("no_uuid_option", ERROR, r"Hit the \S+ key to continue", (b"key to continue",),
-          "the iPXE chain never fired: DHCP gave no option 43.70 (the machine UUID), so carbide's "
-          "embedded script went to its error handler. Boot against carbide-dhcp (or the testnet's "
-          "DHCP, which sends 43.70), or use an ipxe.efi built with the sandbox chain script",
-          "Hit the x key to continue"),
     Entry("http_connection", ERROR,
           r"(?:Connection (?:reset|refused|timed out)|Network unreachable|No route to host|Host is unreachable)"
           r"[^\n]*ipxe\.org",
@@ -288,6 +294,11 @@ ENTRIES: tuple[Entry, ...] = (
           "systemd (or dracut) fell into emergency mode: a unit needed for boot failed (look for "
           "'Failed to' above)", "You are in emergency mode. After logging in, type \"journalctl -xb\"",
           recovery="success"),
+    Entry("unit_failed", SURVIVED, r"\[FAILED\] Failed to start|systemd\[1\]: Failed to start",
+          (b"[FAILED] Failed to start", b"systemd[1]: Failed to start"),
+          "a systemd unit failed to start (with an emulated TPM, carbide's PCR barrier units fail "
+          "and the boot goes on); the cause only if the boot then never reached the prompt",
+          "[FAILED] Failed to start systemd-pcrphase-sysinit.service - TPM2 PCR Barrier (Initialization)."),
     Entry("rcu_stall", SURVIVED,
           r"rcu: INFO: rcu_\w+ (?:self-)?detected stall|INFO: rcu_\w+ (?:self-)?detected stall"
           r"|rcu_\w+ kthread (?:starved|timer wakeup didn't happen)",
