@@ -58,6 +58,10 @@ _NBP_NAME = re.compile(rb"NBP filename is (\S+)")
 _BANNER = re.compile(rb"((?:iPXE|[Cc]arbide) initialising devices|SeaBIOS \(version|BdsDxe: loading (Boot\w+))")
 _KERNEL_START = re.compile(rb"(?:Linux version \d|EFI stub: )")
 _MENU = re.compile(rb"key to open \S+ menu")
+_NBP_LOADED = re.compile(rb"NBP file downloaded successfully|Downloading\.+\s*100%"
+                         rb"|BdsDxe: starting Boot\w+ \"(?!(?:EFI Internal|UEFI) Shell)")
+_DHCP_OK = re.compile(rb"(?:Configuring|DHCP) (?:\[\w+\] )?\((net\d+)[^)]*\)\.*\s*ok")
+_NET = re.compile(r"\((net\d+)")
 _ATTEMPT = re.compile(
     rb"(?:BdsDxe: (?:loading|failed to load|failed to start) Boot\w+ \"(?P<bds>[^\"]*)\"|>>Start (?P<start>PXE|HTTP Boot) over (?P<ip>IPv[46])"
     rb"|Booting from (?P<sea>ROM|Hard Disk|DVD/CD|Floppy)|iPXE \(PCI (?P<pci>[0-9a-fA-F:.]+)\) starting execution)")
@@ -66,8 +70,10 @@ DETECTORS: dict[str, tuple[bytes, ...]] = {
     "@banner": (b"initialising devices", b"SeaBIOS (version", b"BdsDxe: loading Boot"),
     "@kernel": (b"Linux version ", b"EFI stub: "),
     "@menu": (b"key to open ",),
+    "@dhcp": (b"Configuring ", b"DHCP (net"),
     "@attempt": (b"BdsDxe: loading Boot", b"BdsDxe: failed to load Boot", b"BdsDxe: failed to start Boot",
-                 b">>Start ", b"Booting from ",
+                 b">>Start ", b"Booting from ", b"Station IP address is ", b"NBP file downloaded",
+                 b"Downloading.", b"BdsDxe: starting Boot",
                  b"starting execution"),
 }
 
@@ -107,6 +113,7 @@ _MILESTONE_NAMES = frozenset(m.name for m in MILESTONES)
 _ALL_NAMES = frozenset(n for v in _ANCHOR_NAMES.values() for n in v)
 _MS_RX = [(m.name, m.label, re.compile(m.pattern.encode())) for m in MILESTONES]
 _ENTRY_RX = [(f"#{i}", e) for i, e in enumerate(ENTRIES)]
+_HINT_OF = {e.kind: e.hint for e in reversed(ENTRIES)}  # the first entry's hint for a kind
 _PLANS: dict[frozenset[str], tuple[list[Any], list[Entry], bool]] = {}
 
 
@@ -160,6 +167,7 @@ class _Hit:
     failure: Failure
     entry: Entry | None  # None for loops
     level_at: int  # the highest milestone rank reached when it was seen
+    attempt: int = -1  # the firmware attempt it happened in (-1: before any)
 
 
 @dataclass
@@ -247,6 +255,9 @@ class BootLogAnalyzer:
         self._loops: set[str] = set()
         self._attempts: list[Attempt] = []
         self._attempt_open = False  # the last attempt came from a BdsDxe/ROM line, detail pending
+        # how far each firmware attempt got: 0 nothing, 1 an address, 2 a boot file, 3 iPXE, 4 a kernel
+        self._depth: list[int] = []
+        self._dhcp_ok: list[tuple[str, int]] = []  # iPXE: (netN, line) of each DHCP that worked
         self.wrapped = False  # BIOS console: rows of 80 columns are continued on the next
         self._held = b""  # a trailing full row held back until its continuation arrives
 
@@ -387,7 +398,10 @@ class BootLogAnalyzer:
                     self.hit_counts[entry.kind] = self.hit_counts.get(entry.kind, 0) + 1
                 else:
                     self._benign_kept += entry.severity == BENIGN
-                    self._record(Failure(entry.kind, line_no, line_text(), entry.hint, seconds,
+                    kind = entry.unaddressed if entry.unaddressed and self._depth and not self._depth[-1] \
+                        else entry.kind
+                    hint = _HINT_OF.get(kind, entry.hint) if kind != entry.kind else entry.hint
+                    self._record(Failure(kind, line_no, line_text(), hint, seconds,
                                          severity=entry.severity), entry, events)
                 break
         if self.success_line is None and (self._success_scan or b" login:" in body) \
@@ -398,6 +412,7 @@ class BootLogAnalyzer:
                 line_text: Callable[[], str], events: list[Milestone | Failure]) -> None:
         """Loops by repetition, and the firmware's boot attempts."""
         if "@kernel" in names and _KERNEL_START.search(body):
+            self._deepen(4)
             self._fetches.clear()
             self._banners.clear()
             self._menus = 0
@@ -418,12 +433,17 @@ class BootLogAnalyzer:
                 key = (m.group(2) or m.group(1)[:4]).decode("utf-8", "replace")
                 if key in ("iPXE", "carb", "Carb"):
                     key = "iPXE"
+                    self._deepen(3)
                     self.ipxe_starts += 1
                 self._banners[key] = n = self._banners.get(key, 0) + 1
                 if n >= self.loop_limit:
                     # an iPXE that keeps loading the same file is a chain loop, not a reboot loop
                     again = max(self._fetches.values(), default=0) >= self.loop_limit - 1
                     loop = "chain_loop" if again else "banner_loop"
+        if "@dhcp" in names:
+            m = _DHCP_OK.search(body)
+            if m:
+                self._dhcp_ok.append((m.group(1).decode(), line_no))
         if "@menu" in names and _MENU.search(body):
             self._menus += 1
             if self._menus >= self.loop_limit:
@@ -437,6 +457,11 @@ class BootLogAnalyzer:
         """OVMF prints `>>Start PXE over IPv4` first and names the option (`BdsDxe: loading` or
         `failed to load Boot0001 "UEFI PXEv4 ..."`) after it; SeaBIOS prints `Booting from ROM`
         and the NIC ROM then names itself. A naming line within a few lines joins its attempt."""
+        if b"Station IP address is " in body:
+            self._deepen(1)
+            return
+        if _NBP_LOADED.search(body):
+            self._deepen(2)
         m = _ATTEMPT.search(body)
         if not m:
             return
@@ -458,7 +483,12 @@ class BootLogAnalyzer:
         else:
             name = f"iPXE ROM (PCI {m.group('pci').decode()})"
         self._attempts.append(Attempt(name, line_no, seconds))
+        self._depth.append(0)
         self._attempt_open = not naming
+
+    def _deepen(self, depth: int) -> None:
+        if self._depth and self._depth[-1] < depth:
+            self._depth[-1] = depth
 
     def _record(self, f: Failure, entry: Entry | None, events: list[Milestone | Failure]) -> None:
         self.hit_counts[f.kind] = self.hit_counts.get(f.kind, 0) + 1
@@ -468,7 +498,7 @@ class BootLogAnalyzer:
         if link:
             f.code, f.link = link.group(2), link.group(1)
             f.hint += f" (see {link.group(1)})"
-        self._hits.append(_Hit(f, entry, self.level))
+        self._hits.append(_Hit(f, entry, self.level, len(self._attempts) - 1))
         events.append(f)
 
     def _compact(self) -> None:
@@ -513,13 +543,6 @@ class BootLogAnalyzer:
             return True
         return recovery == "fetch" and self.last_fetch_ok > hit.failure.line
 
-    def open_trouble(self, severities: frozenset[str] = frozenset({FATAL})) -> Failure | None:
-        """The earliest message of these severities that the boot has not got past (live use)."""
-        for h in self._hits:
-            if h.failure.severity in severities and not self.got_past(h):
-                return h.failure
-        return None
-
     def finish(self, ended: str = "eof", timeout_s: float | None = None,
                duration_s: float | None = None, verdict: str | None = None) -> Analysis:
         """`ended`: success | timeout | exit | stalled | eof (a saved log).
@@ -543,10 +566,10 @@ class BootLogAnalyzer:
             if not success and f.severity != BENIGN and not self.got_past(h):
                 causes.append(f)
             else:
-                warn_kind = h.entry.warn_kind if h.entry is not None else f.kind
+                warn_kind = self._warn_kind(h)
                 warnings.append(Failure(warn_kind, f.line, f.text, f.hint, f.seconds, f.code, f.link,
                                         f.severity))
-        failures = list(causes)
+        failures = self._cause_first(causes)
         if not success:
             end = self._end(ended, last, timeout_s, duration_s,
                             explained=any(c.severity == FATAL for c in causes), any_cause=bool(causes))
@@ -558,6 +581,33 @@ class BootLogAnalyzer:
             v for k, v in self.hit_counts.items()), "by_kind": dict(sorted(self.hit_counts.items()))}
         return Analysis(verdict, ms, failures, self.lines, self.bytes, last, ended,
                         self.success_line, duration_s, counts, warnings, self._finish_attempts())
+
+    def _cause_first(self, causes: list[Failure]) -> list[Failure]:
+        """The causal chain with its cause first. When the firmware tried several boot options
+        and all failed, the cause is in the attempt that got furthest (the last of equals: its
+        final try); within it, the earliest message it never got past."""
+        if len(causes) < 2 or not self._attempts:
+            return causes
+        attempt_of = {id(h.failure): h.attempt for h in self._hits}
+        # an attempt with only an end in it (the shell the firmware fell back to) explains nothing
+        explaining = {attempt_of.get(id(c), -1) for c in causes if c.severity != FATAL}
+        groups = sorted(explaining or {attempt_of.get(id(c), -1) for c in causes},
+                        key=lambda a: (self._depth[a] if a >= 0 else -1, a))
+        best = groups[-1]
+        first = next(c for c in causes if attempt_of.get(id(c), -1) == best)
+        return [first] + [c for c in causes if c is not first]
+
+    def _warn_kind(self, h: _Hit) -> str:
+        """How a message the boot got past is listed: iPXE's DHCP failure on a NIC is a retry when
+        the same NIC then got an address, else a NIC that is not the boot NIC."""
+        if h.entry is None:
+            return h.failure.kind
+        kind = h.entry.warn_kind
+        if kind == "nic_not_configured":
+            net = _NET.search(h.failure.text)
+            if net and any(n == net.group(1) and line > h.failure.line for n, line in self._dhcp_ok):
+                return "dhcp_retry"
+        return kind
 
     def _end(self, ended: str, last: str | None, timeout_s: float | None, duration_s: float | None,
              explained: bool, any_cause: bool) -> Failure | None:

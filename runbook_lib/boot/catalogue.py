@@ -60,6 +60,9 @@ class Entry:
     example: str
     warn: str = ""  # kind in the warnings when the boot got past it ("" = kind)
     recovery: str = "progress"  # progress | fetch | success
+    # the kind when the firmware's attempt never got an address (OVMF says "Server response
+    # timeout" both when DHCP and when TFTP does not answer)
+    unaddressed: str = ""
     rx: re.Pattern[bytes] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -80,7 +83,8 @@ MILESTONES: tuple[Milestone, ...] = (
     Milestone("pxe_dhcp", "PXE DHCP address", r"Station IP address is", (b"Station IP address is",),
               "  Station IP address is 10.0.2.15"),
     Milestone("nbp_downloaded", "NBP downloaded",
-              r"(?:NBP file downloaded successfully|BdsDxe: starting Boot|Downloading\.+\s*100%)",
+              r"(?:NBP file downloaded successfully|BdsDxe: starting Boot\w+ \"(?!(?:EFI Internal|UEFI) Shell)"
+              r"|Downloading\.+\s*100%)",
               (b"NBP file downloaded successfully", b"BdsDxe: starting Boot", b"Downloading."),
               "  NBP file downloaded successfully."),
     Milestone("ipxe_banner", "iPXE banner",
@@ -203,8 +207,15 @@ ENTRIES: tuple[Entry, ...] = (
           r"PXE-E16|PXE-E51|No valid offer received|No DHCP or proxyDHCP offers",
           (b"PXE-E16", b"PXE-E51", b"No valid offer received", b"No DHCP or proxyDHCP"),
           _NO_DHCP_HINT, "  PXE-E16: No valid offer received.", warn="pxe_attempt_failed"),
+    Entry("tftp_error", ERROR, r"PXE-E18\b", (b"PXE-E18",),
+          "the firmware got an address but its TFTP server did not answer (PXE-E18: server response "
+          "timeout; across subnets, a firewall, or no TFTP service at the next-server)",
+          "  PXE-E18: Server response timeout.", warn="pxe_attempt_failed", unaddressed="no_dhcp_offer"),
+    Entry("http_not_found", ERROR, r"Client Error: 404", (b"Client Error: 404",),
+          "the firmware's HTTP boot got 404 for the URL in DHCP's bootfile: fix the URL or put the EFI "
+          "binary on the HTTP server", "  Client Error: 404 Not Found", warn="pxe_attempt_failed"),
     Entry("tftp_error", ERROR,
-          r"PXE-E(?:18|23|3[0-9A-F]|99)\b|TFTP error|Client received TFTP error|TFTP (?:open|read) timeout"
+          r"PXE-E(?:23|3[0-9A-F]|99)\b|TFTP error|Client received TFTP error|TFTP (?:open|read) timeout"
           r"|tftp://\S+\.{2,}\s*(?:Connection|No such file|Not found|Permission denied|Operation)",
           (b"PXE-E", b"TFTP error", b"TFTP open", b"TFTP read", b"tftp://"),
           "the boot file (ipxe.efi) did not come over TFTP: it is missing from the TFTP root (check the "
@@ -221,7 +232,8 @@ ENTRIES: tuple[Entry, ...] = (
           (b"Error: ",),
           "the firmware's HTTP boot could not download its boot file: DHCP must offer an http:// URL "
           "(vendor class HTTPClient) to an EFI binary on a reachable HTTP server",
-          "  Error: Could not retrieve NBP file size from HTTP server.", warn="pxe_attempt_failed"),
+          "  Error: Could not retrieve NBP file size from HTTP server.", warn="pxe_attempt_failed",
+          unaddressed="no_dhcp_offer"),
     Entry("boot_option_failed", ERROR, r"BdsDxe: failed to (?:load|start) Boot\w+",
           (b"BdsDxe: failed to load Boot", b"BdsDxe: failed to start Boot"),
           "the firmware could not load this boot option: the line above it says why",

@@ -9,10 +9,14 @@ from runbook_lib.boot.analyze import BootLogAnalyzer
 from runbook_lib.boot.catalogue import BENIGN, ENTRIES, LOOP_HINTS, MILESTONES, RANK, SEVERITIES
 
 
-def _classify(line: str) -> tuple[list[str], list[str]]:
-    """(milestones, message kinds) the analyzer finds on one line."""
+def _classify(line: str, addressed: bool = False) -> tuple[list[str], list[str]]:
+    """(milestones, message kinds) the analyzer finds on one line (after a firmware address line
+    when `addressed`)."""
     an = BootLogAnalyzer()
-    an.feed_chunk(b"\n")  # line 1 is taken as the firmware start; test line 2
+    an.feed_chunk(b"\n")  # line 1 is taken as the firmware start; test the last line
+    if addressed:
+        an.feed_line(">>Start PXE over IPv4.")
+        an.feed_line("  Station IP address is 10.0.2.15")
     events = an.feed_line(line)
     ms = [e.name for e in events if e.__class__.__name__ == "Milestone"]
     return ms, [e.kind for e in events if e.__class__.__name__ == "Failure"]
@@ -28,8 +32,11 @@ def test_each_entry_classifies_its_own_example(i: int) -> None:
     assert entry.rx.search(raw)
     first = next(j for j, e in enumerate(ENTRIES) if e.rx.search(raw) and any(a in raw for a in e.anchors))
     assert first == i, f"classified as entry {first} ({ENTRIES[first].kind}) instead"
-    _, kinds = _classify(entry.example)
+    _, kinds = _classify(entry.example, addressed=bool(entry.unaddressed))
     assert kinds == [entry.kind]
+    if entry.unaddressed:  # the same line in an attempt that never got an address
+        _, kinds = _classify(">>Start PXE over IPv4.\n" + entry.example)
+        assert kinds == [entry.unaddressed]
 
 
 @pytest.mark.parametrize("m", MILESTONES, ids=[m.name for m in MILESTONES])
@@ -60,6 +67,7 @@ def test_ranks_follow_the_table_and_loops_have_hints() -> None:
     "  Downloading...100%TcpOnAppAbort: connection reset issued by application for TCB 7851D62198",
     "EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path",
     "net60: fe80::3209:f9ff:fe22:43c1/64 (inaccessible)",
+    "BdsDxe: starting Boot0005 \"EFI Internal Shell\" from Fv(7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1)",
     "[    0.123456] RAS: Correctable Errors collector initialized.",
 ])
 def test_routine_lines_are_not_messages(line: str) -> None:
