@@ -182,9 +182,9 @@ ENTRIES: tuple[Entry, ...] = (
           "`exit` in the shell, then Continue in the boot manager",
           "UEFI Interactive Shell v2.2"),
     Entry("no_bootable", FATAL,
-          r"No bootable device|No bootable option or device was found|Boot failed: "
+          r"No bootable device|No bootable option or device was found"
           r"|INT18: BOOT FAILURE|Could not read from the boot medium",
-          (b"No bootable device", b"No bootable option or device", b"Boot failed: ",
+          (b"No bootable device", b"No bootable option or device",
            b"INT18: BOOT FAILURE", b"Could not read from the boot medium"),
           "the firmware found nothing to boot: every boot option failed (the first failure above says "
           "why), or no device offers a boot program",
@@ -234,6 +234,10 @@ ENTRIES: tuple[Entry, ...] = (
           "(vendor class HTTPClient) to an EFI binary on a reachable HTTP server",
           "  Error: Could not retrieve NBP file size from HTTP server.", warn="pxe_attempt_failed",
           unaddressed="no_dhcp_offer"),
+    Entry("boot_option_failed", ERROR, r"Boot failed: ", (b"Boot failed: ",),
+          "SeaBIOS could not boot this device (with no disk, 'Booting from Hard Disk' fails before the "
+          "NIC's ROM runs: harmless then); the lines above say why",
+          "Boot failed: could not read the boot disk", warn="pxe_attempt_failed"),
     Entry("boot_option_failed", ERROR, r"BdsDxe: failed to (?:load|start) Boot\w+",
           (b"BdsDxe: failed to load Boot", b"BdsDxe: failed to start Boot"),
           "the firmware could not load this boot option: the line above it says why",
