@@ -123,7 +123,7 @@ def _plan(names: frozenset[str]) -> tuple[list[Any], list[Entry], bool]:
                             not names.isdisjoint(DETECTORS))
     return plan
 
-_IPXE_LINK = re.compile(r"(https?://ipxe\.org/([0-9a-f]{8}))")
+_IPXE_LINK = re.compile(rb"(https?://ipxe\.org/([0-9a-f]{8}))")
 
 
 @dataclass
@@ -168,6 +168,7 @@ class _Hit:
     entry: Entry | None  # None for loops
     level_at: int  # the highest milestone rank reached when it was seen
     attempt: int = -1  # the firmware attempt it happened in (-1: before any)
+    raw: bytes = b""  # the line, until its text is needed (feed_stream cleans only what is kept)
 
 
 @dataclass
@@ -241,6 +242,7 @@ class BootLogAnalyzer:
         self.milestones: dict[str, Milestone] = {}
         self.level = -1  # highest milestone rank reached so far
         self._hits: list[_Hit] = []
+        self._lazy = False  # set by feed_stream: nobody reads the events, texts wait for finish()
         self._benign_kept = 0
         self.hit_counts: dict[str, int] = {}
         self.lines = 0
@@ -277,8 +279,8 @@ class BootLogAnalyzer:
         if b"\x1b" in chunk:
             chunk = _CURSOR_ROW_B.sub(b" ", chunk)
             chunk = _ANSI_B.sub(b"", chunk)
-        if b"\r" in chunk:
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b" ")
+        if b"\r" in chunk:  # one C pass; a bare \r (progress redraws) joins its two parts
+            chunk = chunk.translate(None, b"\r")
         if self.wrapped or b"SeaBIOS (version" in chunk:
             chunk = self._unwrap(chunk)
         if self.wrapped and not final and chunk.endswith(b"\n"):
@@ -401,8 +403,8 @@ class BootLogAnalyzer:
                     kind = entry.unaddressed if entry.unaddressed and self._depth and not self._depth[-1] \
                         else entry.kind
                     hint = _HINT_OF.get(kind, entry.hint) if kind != entry.kind else entry.hint
-                    self._record(Failure(kind, line_no, line_text(), hint, seconds,
-                                         severity=entry.severity), entry, events)
+                    self._record(Failure(kind, line_no, "" if self._lazy else line_text(), hint, seconds,
+                                         severity=entry.severity), entry, events, body)
                 break
         if self.success_line is None and (self._success_scan or b" login:" in body) \
                 and self._success.search(body):
@@ -490,15 +492,16 @@ class BootLogAnalyzer:
         if self._depth and self._depth[-1] < depth:
             self._depth[-1] = depth
 
-    def _record(self, f: Failure, entry: Entry | None, events: list[Milestone | Failure]) -> None:
+    def _record(self, f: Failure, entry: Entry | None, events: list[Milestone | Failure],
+                body: bytes = b"") -> None:
         self.hit_counts[f.kind] = self.hit_counts.get(f.kind, 0) + 1
         if len(self._hits) >= MAX_HITS:
             self._compact()
-        link = _IPXE_LINK.search(f.text)
+        link = _IPXE_LINK.search(body or f.text.encode())
         if link:
-            f.code, f.link = link.group(2), link.group(1)
-            f.hint += f" (see {link.group(1)})"
-        self._hits.append(_Hit(f, entry, self.level, len(self._attempts) - 1))
+            f.code, f.link = link.group(2).decode(), link.group(1).decode()
+            f.hint += f" (see {f.link})"
+        self._hits.append(_Hit(f, entry, self.level, len(self._attempts) - 1, body if not f.text else b""))
         events.append(f)
 
     def _compact(self) -> None:
@@ -514,6 +517,7 @@ class BootLogAnalyzer:
                     max_line: int = 1 << 20) -> None:
         """Read `fh` in chunks; a line longer than `max_line` is analyzed in pieces."""
         carry = b""
+        self._lazy = True
         while True:
             block = fh.read(chunk_size)
             if not block:
@@ -562,6 +566,8 @@ class BootLogAnalyzer:
         causes: list[Failure] = []
         warnings: list[Failure] = []
         for h in self._hits:
+            if h.raw:
+                h.failure.text, h.raw = clean_text(h.raw).strip()[:300], b""
             f = h.failure
             if not success and f.severity != BENIGN and not self.got_past(h):
                 causes.append(f)
