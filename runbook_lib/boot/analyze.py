@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
-import re2
+import re2  # type: ignore[import-untyped]
 
 from ..report.sanitize import clean_text
 from .catalogue import BENIGN, END_HINTS, ENTRIES, ERROR, FATAL, LOOP_HINTS, MILESTONES, RANK, Entry
