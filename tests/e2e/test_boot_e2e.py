@@ -115,13 +115,17 @@ def test_no_bootfile(tmp_path: Path) -> None:
     for name in NEEDED:
         if name != "ipxe.efi":
             (art / name).symlink_to(ART / name)
-    p = params(artifacts_dir=str(art), boot_timeout_s=120)
+    p = params(artifacts_dir=str(art), boot_timeout_s=45)
     plan = step.preflight(p)
     assert plan.status is Status.FAIL and "ipxe.efi" in plan.first_problem().detail
     run = step.boot(plan, tmp_path / "logs", on_event=None, skip_checks=True)
     assert run.status is Status.FAIL
+    # a failed PXE attempt does not end the watch (HTTP boot may still work); OVMF goes on to
+    # its next option and the cause stays the TFTP error of the attempt that got furthest
     assert run.analysis.first_failure.kind == "tftp_error"
     assert "PXE-E23" in run.analysis.first_failure.text
+    first = run.analysis.attempts[0]
+    assert "PXEv4" in first.name and first.outcome == "failed"
 
 
 def test_hang_times_out_naming_the_last_milestone(tmp_path: Path) -> None:
