@@ -318,7 +318,11 @@ def _verdict(run: BootRun, vm: shell.Proc | None) -> BootRun:
     if an.verdict == "PASS":
         run.status = Status.PASS
         run.summary = (f"login prompt after {run.timing.get('login_prompt_s')}s "
-                       f"({len(an.milestones)} milestones)")
+                       f"({len(an.milestones)} milestones")
+        if an.warnings:
+            kinds = sorted({w.kind for w in an.warnings})
+            run.summary += f"; {len(an.warnings)} warning(s): {', '.join(kinds[:5])}"
+        run.summary += ")"
     else:
         run.status = Status.FAIL
         run.summary = f"no login prompt; last milestone: {an.last_milestone or 'none'}"
