@@ -153,3 +153,25 @@ def test_cli_boot_bios_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert data["status"] == "PASS"
     assert data["details"]["analysis"]["milestones"][-1]["name"] == "login_prompt"
     assert (tmp_path / "boot" / "serial.log").is_file()
+
+
+class _StallingScript(BootScript):
+    """A boot script whose console shows a kernel's RCU stall report and then goes silent, as a
+    guest hung in multi-threaded TCG does (the report itself is printed by iPXE here)."""
+
+    def render(self, base: str, uuid: str, buildarch: str) -> str:
+        return ("#!ipxe\necho [   35.123456] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:\n"
+                "sleep 3600\n")
+
+
+def test_a_stalled_vm_is_booted_again_once_and_reported_as_infrastructure(tmp_path: Path) -> None:
+    run, data = boot(tmp_path, params(firmware="bios", boot_timeout_s=120), script=_StallingScript())
+    # both boots stalled: FAIL, the stall as the cause, one infrastructure event for the retry
+    assert run.status is Status.FAIL
+    assert run.analysis.first_failure.kind == "rcu_stall"
+    events = data["details"]["infrastructure_events"]
+    assert [e["event"] for e in events] == ["vm_stalled_retried"] and events[0]["kind"] == "rcu_stall"
+    kept = Path(events[0]["log"])
+    assert kept.is_file() and b"detected stalls" in kept.read_bytes()
+    assert "booted again once" in " ".join(run.notes)
+    assert run.timing["boot_s"] < 60  # the second boot also ended at the stall, not at the timeout
