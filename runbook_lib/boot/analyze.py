@@ -109,7 +109,6 @@ def _finder(done: frozenset[str], waiting_login: bool) -> Any:
     return got
 
 
-_MILESTONE_NAMES = frozenset(m.name for m in MILESTONES)
 _ALL_NAMES = frozenset(n for v in _ANCHOR_NAMES.values() for n in v)
 _MS_RX = [(m.name, m.label, re.compile(m.pattern.encode())) for m in MILESTONES]
 _ENTRY_RX = [(f"#{i}", e) for i, e in enumerate(ENTRIES)]
@@ -422,10 +421,12 @@ class BootLogAnalyzer:
             self._attempt(body, line_no, seconds)
         loop: str | None = None
         if "@fetch" in names:
-            m = _FETCH_OK.search(body) or _NBP_NAME.search(body)
+            fetched = _FETCH_OK.search(body)
+            m = fetched or _NBP_NAME.search(body)
             if m:
                 key = m.group(1).rsplit(b"/", 1)[-1].decode("utf-8", "replace")
-                self.last_fetch_ok = line_no
+                if fetched:  # (an NBP name is printed before its download: not proof it worked)
+                    self.last_fetch_ok = line_no
                 self._fetches[key] = n = self._fetches.get(key, 0) + 1
                 if n >= self.loop_limit:
                     loop = "chain_loop"
@@ -583,8 +584,8 @@ class BootLogAnalyzer:
                 failures.append(end)
         if verdict is None:
             verdict = "PASS" if success else "FAIL"
-        counts: dict[str, Any] = {"ipxe_starts": self.ipxe_starts, "failures_seen": sum(
-            v for k, v in self.hit_counts.items()), "by_kind": dict(sorted(self.hit_counts.items()))}
+        counts: dict[str, Any] = {"ipxe_starts": self.ipxe_starts, "failures_seen": sum(self.hit_counts.values()),
+                                  "by_kind": dict(sorted(self.hit_counts.items()))}
         return Analysis(verdict, ms, failures, self.lines, self.bytes, last, ended,
                         self.success_line, duration_s, counts, warnings, self._finish_attempts())
 
@@ -626,9 +627,9 @@ class BootLogAnalyzer:
             silence = ""
             if self.last_seconds is not None and duration_s is not None:
                 silence = f"; the console was silent for the last {duration_s - self.last_seconds:.0f}s"
-            what = "no progress" if ended == "stalled" else "no login prompt"
-            return Failure("timeout", self.lines,
-                           f"{what} within {timeout_s or duration_s or 0:.0f}s{silence}",
+            what = ("the console stalled after a stall report" if ended == "stalled"
+                    else f"no login prompt within {timeout_s or duration_s or 0:.0f}s")
+            return Failure("timeout", self.lines, f"{what}{silence}",
                            END_HINTS["timeout"].format(**fmt), self.last_seconds, severity=FATAL)
         if ended == "exit" and not explained:
             return Failure("vm_exited", self.lines, "the VM exited before a login prompt",

@@ -11,7 +11,8 @@ The watch ends on the success pattern; on a fatal message or a loop (after a sho
 to catch the trace, and only if the boot makes no progress in that grace); on kernel
 trouble that stalls the boot (an RCU stall or soft lockup followed by a silent console
 for ``STALL_QUIET_S`` or no progress for ``STALL_GRACE_S``: ``ended="stalled"``); when
-QEMU exits; or on the timeout. Errors the boot may still get past (a failed PXE attempt before HTTP boot works) never end it early.
+QEMU exits; or on the timeout. Errors the boot may still get past (a failed PXE attempt
+before HTTP boot works) never end it early.
 The verdict is the analyzer's, on exactly the bytes written to the console log, so a
 saved log analyzed later gives the same verdict and first failure.
 """
@@ -150,8 +151,7 @@ def watch(serial_raw: Path, console_log: Path, *, t0: float, timeout_s: float,
     duration = time.monotonic() - t0
     analysis = analyzer.finish(
         ended={"success": "success", "fatal": "exit", "exit": "exit", "stalled": "stalled",
-               "timeout": "timeout"}[ended], timeout_s=timeout_s if ended == "timeout" else STALL_GRACE_S,
-        duration_s=duration)
+               "timeout": "timeout"}[ended], timeout_s=timeout_s, duration_s=duration)
     return WatchOutcome(ended, analysis, duration, success_at, time.monotonic() - t0)
 
 
