@@ -197,6 +197,9 @@ STEP2 = NotebookSpec(
               "(carbide.efi/.manifest/.root, ipxe.efi/.kpxe), scout (newer trees) or sandbox",
               choices=("auto", "docs", "scout", "sandbox")),
         Param("fix_ownership", bool, True, "chown root-owned files under pxe/static back to the user"),
+        Param("ipxe_source", str, "", "sandbox only: iPXE source (a directory holding src/, or a .tar.gz of one) "
+              "to build ipxe.efi/ipxe.kpxe from like carbide does; empty = a carbide checkout's "
+              "pxe/ipxe/upstream, apt-get source ipxe, the pinned commit's download, else Debian's prebuilt"),
         _WORKDIR,
         _LOG_DIR,
     ),
@@ -213,8 +216,20 @@ STEP3 = NotebookSpec(
         Param("carbide_root_dir", str, "", "carbide checkout whose pxe/static/blobs/internal/<arch> to boot"),
         Param("arch", str, "x86_64", "artifact architecture", choices=("x86_64",)),
         Param("firmware", str, "uefi", "uefi (OVMF) or bios (SeaBIOS)", choices=("uefi", "bios")),
-        Param("network", str, "user", "user: QEMU user networking, no root; bridge: carbide0",
-              choices=("user", "bridge")),
+        Param("network", str, "user", "user: QEMU user networking, no root; testnet: a carbide-like "
+              "network of the run's own (netns, bridge carbide0, dnsmasq with option 43.70; root); "
+              "bridge: a running carbide's carbide0", choices=("user", "testnet", "bridge")),
+        Param("dhcp_machine_uuid", bool, True, "testnet: DHCP sends the VM's uuid as option 43.70 to iPXE "
+              "clients (false reproduces an iPXE whose chain never fires)"),
+        Param("uefi_boot", str, "pxe", "testnet + UEFI: pxe (OVMF PXEv4 -> TFTP ipxe.efi) or http (PXE "
+              "clients get no boot file; OVMF's HTTP boot IPv4 fetches ipxe.efi, as carbide's docs describe)",
+              choices=("pxe", "http")),
+        Param("standin_uuid", str, "", "testnet: the machine uuid the carbide-pxe stand-in knows; empty = "
+              "the VM's (another value reproduces an unknown machine)",
+              pattern=r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"),
+        Param("uki_cmdline", str, "auto", "kernel command line passed to a UKI: auto = the sandbox's own "
+              "for sandbox-built artifacts, none for others (the UKI keeps the one it embeds); none; "
+              "or the command line itself"),
         Param("accel", str, "auto", "auto tries KVM for real and falls back to TCG",
               choices=("auto", "kvm", "tcg")),
         Param("tcg_thread", str, "multi", "under TCG: multi (a host thread per vCPU, ~16% faster; a stalled "
