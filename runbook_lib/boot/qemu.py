@@ -10,8 +10,17 @@ Networking:
   its ``autoexec.ipxe`` chains the stand-in at 10.0.2.2. BIOS: the NIC's option ROM
   (QEMU's bundled iPXE) gets the boot-script URL itself as the DHCP bootfile, so
   ``ipxe.kpxe`` is not exercised.
+  When ``ipxe.efi`` carries an embedded script (carbide's contract: it chains only with DHCP
+  option 43.70, which user networking cannot send), UEFI does the same (``nic_rom``).
+- ``testnet``: a tap (``tap0``) on the run's own bridge ``carbide0`` inside its network
+  namespace (:mod:`runbook_lib.boot.testnet`; the caller wraps the argv in ``ip netns exec``).
+  The run's dnsmasq hands out the first stage the way carbide-dhcp does.
 - ``bridge``: ``-netdev bridge,br=carbide0`` through qemu-bridge-helper, for a real
   carbide install (its DHCP hands out the bootfile).
+
+SMBIOS type 1 (manufacturer, product, version, serial) is set like carbide's
+``dev/libvirt_host.xml`` does, so iPXE's ``${manufacturer}``/``${product}``/``${serial}``
+(which carbide's embedded script sends to carbide-pxe) are not empty.
 """
 
 from __future__ import annotations
@@ -30,6 +39,16 @@ from ..system_paths import BRIDGE_CONF, OVMF_CODE, OVMF_VARS, QEMU, SEABIOS, bri
 __all__ = ["BRIDGE_CONF", "OVMF_CODE", "OVMF_VARS", "QEMU", "SEABIOS", "bridge_allowed", "VmConfig",
            "build_argv", "boot_url", "default_uuid", "copy_vars", "start_swtpm", "swtpm_argv"]
 GUEST_HOST_IP = "10.0.2.2"  # the host as seen from QEMU user networking
+NETWORKS = ("user", "testnet", "bridge")
+# What carbide's dev VM (dev/libvirt_host.xml) reports as SMBIOS type 1.
+SMBIOS_MANUFACTURER = "Fedora"
+SMBIOS_PRODUCT = "Virt-Manager"
+SMBIOS_VERSION = "0.9.4"
+
+
+def default_serial(mac: str) -> str:
+    """A stable SMBIOS serial number per MAC."""
+    return "CRB" + mac.replace(":", "").upper()
 
 
 def default_uuid(mac: str) -> str:
@@ -46,7 +65,7 @@ def boot_url(port: int, uuid: str, arch: str = "x86_64", host: str = GUEST_HOST_
 class VmConfig:
     serial_path: Path
     firmware: str = "uefi"  # uefi | bios
-    network: str = "user"  # user | bridge
+    network: str = "user"  # user | testnet | bridge
     accel: str = "tcg"  # kvm | tcg (already resolved; "auto" is decided by the caller)
     tcg_thread: str = "multi"  # multi | single (TCG only)
     memory_mb: int = 4096
@@ -56,6 +75,12 @@ class VmConfig:
     tftp_dir: Path | None = None
     bootfile: str = "ipxe.efi"  # user+uefi: TFTP file; user+bios: the boot-script URL
     bridge: str = "carbide0"
+    tap: str = "tap0"  # testnet: the tap inside the run's namespace
+    nic_rom: bool | None = None  # None: the ROM only for BIOS; True: QEMU's iPXE ROM under UEFI too
+    smbios_manufacturer: str = SMBIOS_MANUFACTURER
+    smbios_product: str = SMBIOS_PRODUCT
+    smbios_version: str = SMBIOS_VERSION
+    smbios_serial: str = ""  # empty: default_serial(mac)
     ovmf_code: Path = OVMF_CODE
     ovmf_vars: Path | None = None  # the per-run copy
     tpm_socket: Path | None = None
@@ -67,8 +92,8 @@ class VmConfig:
 def build_argv(cfg: VmConfig) -> list[str]:
     if cfg.firmware not in ("uefi", "bios"):
         raise ValueError(f"firmware must be uefi or bios, not {cfg.firmware!r}")
-    if cfg.network not in ("user", "bridge"):
-        raise ValueError(f"network must be user or bridge, not {cfg.network!r}")
+    if cfg.network not in NETWORKS:
+        raise ValueError(f"network must be one of {', '.join(NETWORKS)}, not {cfg.network!r}")
     if cfg.accel not in ("kvm", "tcg"):
         raise ValueError(f"accel must be kvm or tcg here, not {cfg.accel!r}")
     # Multi-threaded TCG (one host thread per vCPU) boots ~16% faster here than one thread for
@@ -78,7 +103,12 @@ def build_argv(cfg: VmConfig) -> list[str]:
     accel = f"tcg,thread={cfg.tcg_thread}" if cfg.accel == "tcg" else cfg.accel
     argv = [cfg.qemu, "-name", "carbide-pxe-client", "-nodefaults", "-machine", "q35", "-accel", accel,
             "-m", str(cfg.memory_mb), "-smp", str(cfg.cpus),
-            "-uuid", cfg.uuid or default_uuid(cfg.mac)]
+            "-uuid", cfg.uuid or default_uuid(cfg.mac),
+            "-smbios", "type=1," + ",".join(
+                f"{k}={_qemu_opt(v)}" for k, v in (
+                    ("manufacturer", cfg.smbios_manufacturer), ("product", cfg.smbios_product),
+                    ("version", cfg.smbios_version),
+                    ("serial", cfg.smbios_serial or default_serial(cfg.mac))) if v)]
     if cfg.accel == "kvm":
         argv += ["-cpu", "host"]
     if cfg.firmware == "uefi":
@@ -95,11 +125,14 @@ def build_argv(cfg: VmConfig) -> list[str]:
             netdev += f",tftp={_qemu_opt(str(cfg.tftp_dir))}"
         if cfg.bootfile:
             netdev += f",bootfile={_qemu_opt(cfg.bootfile)}"
+    elif cfg.network == "testnet":
+        netdev = f"tap,id=n0,ifname={_qemu_opt(cfg.tap)},script=no,downscript=no"
     else:
         netdev = f"bridge,id=n0,br={_qemu_opt(cfg.bridge)}"
     nic = f"virtio-net-pci,netdev=n0,mac={cfg.mac}"
-    if cfg.firmware == "uefi":
-        nic += ",romfile="  # no iPXE option ROM: OVMF's native PXE loads ipxe.efi
+    rom = cfg.firmware == "bios" if cfg.nic_rom is None else cfg.nic_rom
+    if not rom:
+        nic += ",romfile="  # no iPXE option ROM: OVMF's native PXE (or HTTP boot) loads ipxe.efi
     argv += ["-netdev", netdev, "-device", nic, "-boot", "order=n"]
     if cfg.tpm_socket is not None:
         argv += ["-chardev", f"socket,id=chrtpm,path={_qemu_opt(str(cfg.tpm_socket))}",

@@ -98,3 +98,19 @@ def test_swtpm_argv_matches_carbide_doc(tmp_path: Path) -> None:
     assert f"dir={tmp_path}" in argv and "--tpm2" in argv
     assert f"type=unixio,path={tmp_path / 'swtpm-sock'}" in argv
     assert shlex.split(shlex.join(argv)) == argv
+
+
+def test_testnet_uses_the_namespace_tap_and_smbios_like_carbides_dev_vm(tmp_path: Path) -> None:
+    argv = vmq.build_argv(cfg(tmp_path, network="testnet", tftp_dir=None, bootfile=""))
+    assert opt(argv, "-netdev") == ["tap,id=n0,ifname=tap0,script=no,downscript=no"]
+    assert opt(argv, "-device") == ["virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,romfile="]
+    assert opt(argv, "-smbios") == ["type=1,manufacturer=Fedora,product=Virt-Manager,version=0.9.4,"
+                                    "serial=CRB525400123456"]
+
+
+def test_smbios_values_escape_commas_and_uefi_can_keep_the_nic_rom(tmp_path: Path) -> None:
+    argv = vmq.build_argv(cfg(tmp_path, smbios_product="A,B", smbios_serial="S1", nic_rom=True))
+    assert opt(argv, "-smbios") == ["type=1,manufacturer=Fedora,product=A,,B,version=0.9.4,serial=S1"]
+    assert "romfile=" not in opt(argv, "-device")[0]
+    with pytest.raises(ValueError, match="user, testnet, bridge"):
+        vmq.build_argv(cfg(tmp_path, network="slirp"))
