@@ -197,6 +197,11 @@ ENTRIES: tuple[Entry, ...] = (
           "the guest rebooted or powered off before a login prompt (with -no-reboot QEMU then exits): "
           "the lines above say why", "[    3.123456] reboot: Restarting system", recovery="success"),
     # ---- carbide's embedded iPXE script (before the firmware lines it shares a row with) ----
+    Entry("no_uuid_option", ERROR, r"carbide-sandbox: no DHCP option 43\.70", (b"no DHCP option 43.70",),
+          "the iPXE chain never fired: DHCP gave no option 43.70 (the machine UUID), which the sandbox's "
+          "embedded script needs just like carbide's. Boot on the testnet with dhcp_machine_uuid = True "
+          "(or against carbide-dhcp); under user networking no DHCP can send it",
+          "carbide-sandbox: no DHCP option 43.70 (machine uuid): the chain to carbide-pxe cannot fire"),
     Entry("no_uuid_option", ERROR, r"Hit the \S+ key to continue", (b"key to continue",),
           "the iPXE chain never fired: DHCP gave no option 43.70 (the machine UUID), so carbide's "
           "embedded script went to its error handler. Boot against carbide-dhcp (or the testnet's "
@@ -272,6 +277,14 @@ ENTRIES: tuple[Entry, ...] = (
           "port? (under user networking a stopped server shows as 'Connection reset')",
           "http://10.0.2.2:8080/api/v0/pxe/boot... Connection reset (https://ipxe.org/0f0a6095)",
           recovery="fetch"),
+    Entry("unknown_machine", ERROR,
+          r"/api/v0/pxe/boot\?\S*\.{2,}\s*(?:No such file or directory|Not found|File not found)[^\n]*ipxe\.org",
+          (b"/api/v0/pxe/boot?",),
+          "carbide-pxe answered 404 for the boot script: it does not know the machine uuid the chain "
+          "sent (DHCP's option 43.70). Register the machine (or, on the testnet, leave standin_uuid "
+          "empty so the stand-in knows the VM's uuid)",
+          "http://192.168.240.1:8080/api/v0/pxe/boot?uuid=0b7c6e5e-1d2a-4c1e-9f1e-2a3b4c5d6e7f&buildarch="
+          "x86_64... No such file or directory (https://ipxe.org/2d0c613b)", recovery="fetch"),
     Entry("http_not_found", ERROR, r"(?:No such file or directory|Not found|File not found)[^\n]*ipxe\.org",
           (b"ipxe.org",),
           "the server answered 404: the boot script names an artifact that is not in the artifacts "
