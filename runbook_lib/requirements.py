@@ -5,7 +5,7 @@ selects its own entries with :func:`for_step` and checks them with :func:`check`
 missing tool is reported the same way, with the same fix, wherever it is found.
 
 An entry says which steps need it (``steps``) and under which condition it is required
-(``when``: always, sandbox, carbide, bridge, user, tpm, uefi, bios, info). The condition
+(``when``: always, sandbox, carbide, bridge, user, testnet, tpm, uefi, bios, info). The condition
 is evaluated against a :class:`Needs` built from a step's parameters.
 """
 
@@ -40,7 +40,7 @@ class Requirement:
     kind: str = "command"
     target: str = ""
     version_argv: tuple[str, ...] = ()
-    requires: str = "always"  # always | sandbox | carbide | bridge | user | tpm | uefi | bios | info
+    requires: str = "always"  # always | sandbox | carbide | bridge | user | testnet | tpm | uefi | bios | info
     fix: str = ""
     min_version: tuple[int, ...] | None = None
     steps: frozenset[str] = frozenset({TOOLS})
@@ -70,6 +70,7 @@ class Needs:
             "carbide": self.mode == "carbide",
             "bridge": self.bridge or "bridge" in self.network,
             "user": "user" in self.network,
+            "testnet": "testnet" in self.network or self.bridge,
             "tpm": self.tpm,
             "uefi": "uefi" in self.firmware,
             "bios": "bios" in self.firmware,
@@ -173,10 +174,10 @@ REGISTRY: tuple[Requirement, ...] = (
     _r("bridge.conf allows carbide0", _S3 + " (bridge)", None, [BOOT], kind="bridge-conf",
        target=str(BRIDGE_CONF), requires="bridge",
        fix="sudo mkdir -p /etc/qemu && echo 'allow carbide0' | sudo tee -a /etc/qemu/bridge.conf"),
-    _r("dnsmasq", _S3 + " (bridge tests)", "dnsmasq-base", [], target="dnsmasq",
-       version_argv=("dnsmasq", "--version"), requires="bridge"),
-    _r("ip (iproute2)", _S3 + " (bridge)", "iproute2", [BOOT], target="ip",
-       version_argv=("ip", "-V"), requires="bridge"),
+    _r("dnsmasq", _S3 + " (testnet: carbide-dhcp's stand-in)", "dnsmasq-base", [BOOT], target="dnsmasq",
+       version_argv=("dnsmasq", "--version"), requires="testnet"),
+    _r("ip (iproute2)", _S3 + " (testnet: namespace, bridge, tap)", "iproute2", [BOOT], target="ip",
+       version_argv=("ip", "-V"), requires="testnet"),
     _r("KVM", _S3 + " (speed)", None, [], kind="kvm", requires="info"),
 )
 
