@@ -317,7 +317,13 @@ class _Server(ThreadingHTTPServer):
         super().server_bind()
 
     def handle_error(self, request: object, client_address: object) -> None:
-        # socketserver prints the traceback to stderr; send it to the log instead.
+        # socketserver prints the traceback to stderr; send it to the log instead. A client that
+        # drops an idle keep-alive connection (iPXE resets it when it chains on) is no failure.
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            log.debug("a client of the carbide-pxe stand-in reset its connection: %s", client_address)
+            return
         log.exception("the carbide-pxe stand-in failed on a request from %s", client_address)
 
 
