@@ -36,7 +36,8 @@ def test_dnsmasq_argv_carbide_dhcp_contract(tmp_path: Path) -> None:
     argv = dnsmasq_argv(c, c.log_dir)
     assert argv[0] == "dnsmasq"
     for flag in ("--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--bind-interfaces",
-                 "--interface=carbide0", "--log-dhcp", "--log-facility=-", "--enable-tftp"):
+                 "--interface=carbide0", "--log-dhcp", "--log-facility=-", "--enable-tftp",
+                 "--dhcp-authoritative", "--no-ping"):
         assert flag in argv
     assert opts(argv, "tftp-root") == [str(tmp_path / "art")]
     assert opts(argv, "dhcp-range") == ["192.168.240.10,192.168.240.100,255.255.255.0,1h"]
