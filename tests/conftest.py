@@ -77,3 +77,29 @@ def no_leftover_processes():
     if left:
         shell.stop_leftovers(left)
         pytest.fail("processes left running (now stopped):\n" + "\n".join(lo.describe() for lo in left))
+
+
+PINNED_IPXE = "ipxe-d7e58c5a812988c341ec4ad19f79faf067388d58.tar.gz"  # the commit carbide pins
+
+
+def shared_data_dir() -> Path | None:
+    """The workplace's third-party test inputs (``../shared/data`` beside the work tree)."""
+    for cand in (os.environ.get("RUNBOOK_SHARED_DATA"), REPO.parent / "shared" / "data",
+                 Path("/work/shared/data")):
+        if cand and Path(cand).is_dir():
+            return Path(cand)
+    return None
+
+
+@pytest.fixture(scope="session")
+def pinned_ipxe_source() -> Path:
+    """The iPXE source at the commit carbide pins, as a tarball (no download works here)."""
+    data = shared_data_dir()
+    path = data / PINNED_IPXE if data else None
+    if path is None or not path.is_file():
+        msg = (f"the pinned iPXE source {PINNED_IPXE} is not in ../shared/data "
+               "(set RUNBOOK_SHARED_DATA to the directory that holds it)")
+        if in_ci():
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+    return path

@@ -277,12 +277,18 @@ ENTRIES: tuple[Entry, ...] = (
           "port? (under user networking a stopped server shows as 'Connection reset')",
           "http://10.0.2.2:8080/api/v0/pxe/boot... Connection reset (https://ipxe.org/0f0a6095)",
           recovery="fetch"),
+    Entry("unknown_machine", ERROR, r"carbide-pxe stand-in: unknown machine uuid",
+          (b"unknown machine uuid",),
+          "carbide-pxe does not know the machine uuid the chain sent (DHCP's option 43.70) and answered "
+          "a script that exits 101. Register the machine (on the testnet: leave standin_uuid empty so "
+          "the stand-in knows the VM's uuid)",
+          "carbide-pxe stand-in: unknown machine uuid 0b7c6e5e-1d2a-4c1e-9f1e-2a3b4c5d6e7f: no machine "
+          "interface with this id is known here"),
     Entry("unknown_machine", ERROR,
           r"/api/v0/pxe/boot\?\S*\.{2,}\s*(?:No such file or directory|Not found|File not found)[^\n]*ipxe\.org",
           (b"/api/v0/pxe/boot?",),
-          "carbide-pxe answered 404 for the boot script: it does not know the machine uuid the chain "
-          "sent (DHCP's option 43.70). Register the machine (or, on the testnet, leave standin_uuid "
-          "empty so the stand-in knows the VM's uuid)",
+          "the server answered 404 for the boot script itself: it does not know the machine uuid the "
+          "chain sent (DHCP's option 43.70), or it is not carbide-pxe",
           "http://192.168.240.1:8080/api/v0/pxe/boot?uuid=0b7c6e5e-1d2a-4c1e-9f1e-2a3b4c5d6e7f&buildarch="
           "x86_64... No such file or directory (https://ipxe.org/2d0c613b)", recovery="fetch"),
     Entry("http_not_found", ERROR, r"(?:No such file or directory|Not found|File not found)[^\n]*ipxe\.org",

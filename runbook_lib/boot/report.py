@@ -19,6 +19,26 @@ EXCERPT_LINES = 3
 
 
 MAX_TIMELINE_MESSAGES = 10
+DHCP_TIMELINE_KINDS = ("DHCPOFFER", "DHCPACK", "DHCPNAK", "tftp")
+MAX_DHCP_ROWS = 60
+
+
+def dhcp_table(events: list[Any]) -> Any:
+    """The testnet's DHCP conversation: who asked (MAC, vendor and user class) and what was offered."""
+    import pandas as pd
+
+    cols = ["seconds", "kind", "mac", "ip", "vendor_class", "user_class", "bootfile", "next_server",
+            "opt43_70"]
+    return pd.DataFrame([{c: getattr(e, c, None) for c in cols} for e in events[:MAX_DHCP_ROWS]],
+                        columns=cols)
+
+
+def dhcp_section(run: BootRun) -> Any:
+    """The DHCP table, or a sentence when this run had no test network."""
+    if not run.testnet:
+        return HTML("<p>No DHCP log: this run did not use network = testnet (QEMU user networking "
+                    "answers DHCP itself and logs nothing).</p>")
+    return dhcp_table(run.dhcp)
 
 
 def timeline_table(run: BootRun) -> Any:
@@ -41,6 +61,10 @@ def timeline_table(run: BootRun) -> Any:
         for w in an.warnings[:MAX_TIMELINE_MESSAGES]:
             rows.append({"seconds": w.seconds, "source": "serial", "event": f"warning {w.kind}",
                          "line": w.line, "text": w.text[:120]})
+    for e in run.dhcp:
+        if e.kind in DHCP_TIMELINE_KINDS:
+            rows.append({"seconds": e.seconds, "source": "dhcp", "event": e.kind, "line": None,
+                         "text": e.summary()[:160]})
     for r in run.requests:
         rows.append({"seconds": r.seconds, "source": "http",
                      "event": f"{r.method} {r.status} {_short(r.path)}", "line": None,
@@ -93,7 +117,7 @@ def timeline_chart(run: BootRun) -> Chart:
     df = df[df["seconds"].notna()]
     fig = Figure(figsize=(9, 0.32 * max(len(df), 4) + 0.8))
     ax = fig.subplots()
-    colours = {"serial": "#1f6feb", "http": "#8250df"}
+    colours = {"serial": "#1f6feb", "http": "#8250df", "dhcp": "#1a7f37"}
     for i, row in enumerate(df.itertuples()):
         event = str(row.event)
         colour = ("#cf222e" if event.startswith("FAILURE") else "#bf8700" if event.startswith("warning")

@@ -32,6 +32,7 @@ class Plan:
     accel: str
     checks: list[Check] = field(default_factory=list)
     status: Status = Status.PASS
+    boot_path: Any = None  # artifact_set.BootPath: the first stage, the UKI, the command line
 
     def first_problem(self) -> Check | None:
         for level in ("ERROR", "FAIL"):
@@ -58,3 +59,6 @@ class BootRun:
     leftovers: list[str] = field(default_factory=list)
     # trouble of the host/emulator, not of the image (a stalled VM that was booted again)
     infra_events: list[dict[str, Any]] = field(default_factory=list)
+    # network = testnet: the network's description and what its DHCP server saw and answered
+    testnet: list[tuple[str, str]] = field(default_factory=list)
+    dhcp: list[Any] = field(default_factory=list)  # testnet.DhcpEvent

@@ -20,15 +20,15 @@ from typing import Any, Callable, Mapping
 from .. import requirements as reqs
 from .. import shell
 from ..accel import probe_kvm
-from ..artifact_model import inventory
-from ..build.artifacts import spec_for
 from ..live import note
 from ..params import STEP3
 from ..paths import artifacts_dir, sandbox_workdir
 from ..result import Status, StepResult
 from ..step import Step, combine
 from . import qemu as vmq
+from . import artifact_set
 from . import report as view
+from . import testnet as tn
 from .analyze import Failure, Milestone
 from .console import watch
 from .run import BootRun, Check, Plan
@@ -37,9 +37,6 @@ from .standin import BootScript, PortBusy, StandIn
 STEP = "step 3: boot"
 __all__ = ["BootStep", "BootRun", "Check", "Plan", "preflight", "preflight_result", "boot", "result",
            "resolve_artifacts", "Outcome", "tftp_root"]
-UKI = "carbide.efi"
-KERNEL = "carbide.vmlinuz"
-INITRD = "carbide.root"
 MIN_UKI_MEMORY_MB = 2048
 
 
@@ -70,25 +67,17 @@ def _registry_checks(params: Mapping[str, Any]) -> list[Check]:
 def preflight(params: dict[str, Any], probe: Callable[[], Any] = probe_kvm) -> Plan:
     checks: list[Check] = _registry_checks(params)
     art = resolve_artifacts(params)
-    # artifacts
+    path = None
     if not art.is_dir():
         checks.append(Check("artifacts", "FAIL", f"{art} does not exist",
                             "build them first: run step 2 (notebooks/02_build_ipxe_image.ipynb)"))
     else:
-        need = ([UKI] if params["firmware"] == "uefi" else [KERNEL, INITRD])
-        if params["network"] == "user" and params["firmware"] == "uefi":
-            need = ["ipxe.efi", "autoexec.ipxe"] + need
-        inv = inventory(art, [spec_for(n) for n in need])
-        bad = [r for r in inv.rows if r.expected and r.problem()]
-        sizes = ", ".join(f"{r.name} {r.to_row()['size']}" for r in inv.rows if r.expected)
-        checks.append(Check("artifacts", "FAIL" if bad else "ok",
-                            f"{art}: " + ("; ".join(f"{r.name} {r.status} ({r.note})" for r in bad)
-                                          if bad else sizes),
-                            "rebuild the boot artifacts (step 2)" if bad else ""))
-        if params["firmware"] == "bios":
-            checks.append(Check("ipxe.kpxe", "warn",
-                                "not exercised: in BIOS mode QEMU's NIC ROM (iPXE) fetches the boot "
-                                "script itself"))
+        path, rows = artifact_set.plan_path(artifact_set.detect(art), params["firmware"], params["network"],
+                                            params.get("uki_cmdline", "auto"),
+                                            bool(params.get("dhcp_machine_uuid", True)))
+        checks += rows
+    if params["network"] == "testnet":
+        checks += _testnet_checks(params, art)
     if params["firmware"] == "uefi" and params["memory_mb"] < MIN_UKI_MEMORY_MB:
         checks.append(Check("memory", "warn",
                             f"{params['memory_mb']} MB is likely too little for the UKI's initrd "
@@ -117,10 +106,34 @@ def preflight(params: dict[str, Any], probe: Callable[[], Any] = probe_kvm) -> P
         checks.append(Check("bridge carbide0", "ok" if up else "ERROR",
                             "present" if up else "no interface carbide0",
                             "" if up else "start the carbide dev environment (docker-compose / KIND) first"))
-    plan = Plan(params, art, accel, checks)
+    plan = Plan(params, art, accel, checks, boot_path=path)
     levels = {c.status for c in checks}
     plan.status = Status.ERROR if "ERROR" in levels else Status.FAIL if "FAIL" in levels else Status.PASS
     return plan
+
+
+def _testnet_config(params: Mapping[str, Any], art: Path, log_dir: Path) -> tn.TestNetConfig:
+    uuid = params.get("uuid") or vmq.default_uuid(params["mac"])
+    return tn.TestNetConfig(artifacts=art, log_dir=log_dir, arch=params.get("arch", "x86_64"),
+                            port=params["port"],
+                            machine_uuid=uuid if params.get("dhcp_machine_uuid", True) else None,
+                            uefi_boot=params.get("uefi_boot", "pxe"))
+
+
+def _testnet_checks(params: Mapping[str, Any], art: Path) -> list[Check]:
+    """The testnet's pre-flight rows: privileges, then what the run will set up."""
+    rows = []
+    prob = tn.privileges_problem()
+    if prob is not None:
+        rows.append(Check("testnet privileges", "ERROR", prob[0], prob[1]))
+    desc = tn.TestNet(_testnet_config(params, art, Path("/nonexistent"))).describe()
+    for name, detail in desc:
+        rows.append(Check(f"testnet: {name}", "ok", detail))
+    known = params.get("standin_uuid") or params.get("uuid") or vmq.default_uuid(params["mac"])
+    rows.append(Check("testnet: stand-in knows", "ok" if not params.get("standin_uuid") else "warn",
+                      f"machine uuid {known}" + ("" if not params.get("standin_uuid") else
+                                                 " (not the VM's: /api/v0/pxe/boot answers 404)")))
+    return rows
 
 
 def preflight_result(plan: Plan) -> StepResult:
@@ -132,7 +145,8 @@ def preflight_result(plan: Plan) -> StepResult:
     return StepResult(f"{STEP}: pre-flight", plan.status, summary,
                       cause=f"{prob.check}: {prob.detail}" if prob else None,
                       fix=prob.fix if prob else None,
-                      details={"artifacts": str(plan.artifacts), "accel": plan.accel},
+                      details={"artifacts": str(plan.artifacts), "accel": plan.accel,
+                               "boot_path": plan.boot_path.to_dict() if plan.boot_path else None},
                       tables={"preflight": table})
 
 
@@ -148,10 +162,13 @@ def _event_note(ev: Milestone | Failure) -> None:
 
 def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
          on_event: Callable[[Milestone | Failure], None] | None = _event_note,
-         skip_checks: bool = False, serve: bool = True) -> BootRun:
+         skip_checks: bool = False, serve: bool = True,
+         before_vm: Callable[["tn.TestNet | None"], None] | None = None) -> BootRun:
     """Boot once. A plan with ERROR/FAIL checks is not booted (unless `skip_checks`).
 
-    `serve=False` boots without the stand-in (to show what a stopped carbide-pxe looks like).
+    `serve=False` boots without the stand-in (to show what a stopped carbide-pxe looks like);
+    `before_vm` runs after the network and the stand-in are up, just before QEMU starts (tests
+    use it to stop the testnet's DHCP server and show what a silent carbide-dhcp looks like).
     """
     p = plan.params
     prob = plan.first_problem()
@@ -164,40 +181,62 @@ def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
     serial_raw = run_dir / "serial.raw"
     serial_raw.unlink(missing_ok=True)
     logs = {"serial console": str(run_dir / "serial.log"), "qemu": str(run_dir / "qemu.log")}
-    if serve and p["network"] == "user":
+    if serve and p["network"] in ("user", "testnet"):
         logs["http requests"] = str(run_dir / "requests.jsonl")
-    for name in ("serial.log", "qemu.log", "requests.jsonl", "swtpm.log"):
+    if p["network"] == "testnet":
+        logs["dhcp (dnsmasq)"] = str(run_dir / "dnsmasq.log")
+    for name in ("serial.log", "qemu.log", "requests.jsonl", "swtpm.log", "dnsmasq.log"):
         (run_dir / name).unlink(missing_ok=True)
     uuid = p.get("uuid") or vmq.default_uuid(p["mac"])
+    path = plan.boot_path
     bs = script or BootScript(arch=p.get("arch", "x86_64"))
-    notes: list[str] = []
+    if script is None and path is not None:
+        bs.uki = path.uki or bs.uki
+        bs.cmdline = path.cmdline if p["firmware"] == "uefi" else path.cmdline or bs.cmdline
+        bs.kernel, bs.initrd = path.kernel or bs.kernel, path.initrd or bs.initrd
+    notes: list[str] = list(path.notes) if path is not None else []
     if plan.accel == "tcg" and p["accel"] != "tcg":
-        notes.append("KVM is not usable here; the VM runs under TCG (software emulation)")
-    if p["firmware"] == "bios":
-        notes.append("BIOS: QEMU's NIC option ROM (iPXE) fetched the boot script itself; "
-                     "ipxe.kpxe was not exercised")
+        notes.insert(0, "KVM is not usable here; the VM runs under TCG (software emulation)")
     cfg = vmq.VmConfig(serial_path=serial_raw, firmware=p["firmware"], network=p["network"],
                        accel=plan.accel, tcg_thread=p.get("tcg_thread", "multi"),
                        memory_mb=p["memory_mb"], cpus=p["cpus"], mac=p["mac"],
-                       uuid=uuid, extra_args=p.get("extra_args", ""))
+                       uuid=uuid, extra_args=p.get("extra_args", ""),
+                       nic_rom=path.nic_rom if path is not None else None)
+    net: tn.TestNet | None = None
+    host = "127.0.0.1"
     if p["network"] == "bridge":
         serve = False  # the real carbide-pxe answers on the bridge; never shadow its port
         notes.append("bridge: carbide's own DHCP and carbide-pxe serve the boot; the stand-in "
                      "was not started")
-    if p["network"] == "user":
-        if p["firmware"] == "uefi":
-            cfg.tftp_dir, cfg.bootfile = tftp_root(plan.artifacts, p["port"], run_dir, notes), "ipxe.efi"
-        else:
-            cfg.bootfile = vmq.boot_url(p["port"], uuid, p.get("arch", "x86_64"))
-    else:
         cfg.bootfile = ""
-    standin = StandIn(plan.artifacts, bs, port=p["port"], log_path=run_dir / "requests.jsonl")
+    elif p["network"] == "testnet":
+        net = tn.TestNet(_testnet_config(p, plan.artifacts, run_dir))
+        host, cfg.bootfile, cfg.tftp_dir = net.cfg.bridge_ip, "", None
+    elif p["firmware"] == "uefi" and not cfg.nic_rom:
+        cfg.tftp_dir, cfg.bootfile = tftp_root(plan.artifacts, p["port"], run_dir, notes), "ipxe.efi"
+    else:
+        cfg.bootfile = vmq.boot_url(p["port"], uuid, p.get("arch", "x86_64"))
+    known = None
+    if net is not None:
+        known = frozenset({(p.get("standin_uuid") or uuid).lower()})
+    standin = StandIn(plan.artifacts, bs, host=host, port=p["port"], log_path=run_dir / "requests.jsonl",
+                      netns=net.name if net is not None else None, known_uuids=known)
     swtpm: shell.Proc | None = None
     vm: shell.Proc | None = None
     run = BootRun(Status.ERROR, "", None, None, logs=logs, notes=notes)
     try:
         if p["firmware"] == "uefi":
             cfg.ovmf_vars = vmq.copy_vars(run_dir / "OVMF_VARS_4M.fd")
+        if net is not None:
+            run.testnet = net.describe()
+            try:
+                net.start()
+            except (tn.TestNetError, shell.ShellError) as exc:
+                run.summary = "not booted: the test network did not start"
+                run.cause = str(exc)
+                run.fix = getattr(exc, "fix", "") or "see the dnsmasq log and the command above"
+                return run
+            note(f"testnet: namespace {net.name}, {net.cfg.bridge_ip} on {tn.BRIDGE}, dnsmasq up")
         try:
             if serve:
                 standin.start()
@@ -214,12 +253,18 @@ def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
                 run.summary, run.cause = "not booted: the software TPM did not start", str(exc)
                 run.fix = "sudo apt-get install swtpm swtpm-tools, or set tpm = False"
                 return run
+        if before_vm is not None:
+            before_vm(net)
         for attempt in (1, 2):
             argv = vmq.build_argv(cfg)
+            if net is not None:
+                argv = net.exec_argv(argv)
             run.command = shell.quote(argv)
             note(f"qemu: {run.command}")
             t0 = time.monotonic()
             standin.reset_clock(t0)
+            if net is not None:
+                net.reset_clock(t0)
             try:
                 vm = shell.spawn(argv, log_path=run_dir / "qemu.log")
             except shell.CommandNotFound as exc:
@@ -261,8 +306,49 @@ def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
             swtpm.stop(grace=2.0)
         standin.stop()
         run.requests = list(standin.requests)
-        run.leftovers = _leftovers([pr for pr in (vm, swtpm) if pr is not None])
-    return _verdict(run, vm)
+        if net is not None:
+            run.dhcp = net.dhcp_events()
+            net.stop()
+            run.leftovers += net.leftovers
+        run.leftovers += _leftovers([pr for pr in (vm, swtpm) if pr is not None])
+    run = _verdict(run, vm)
+    if path is not None and path.exercised and run.analysis is not None:
+        run.notes.append(f"exercised: {', '.join(path.exercised)}")
+    if net is not None:
+        run.notes += dhcp_evidence(run)
+    return run
+
+
+def dhcp_evidence(run: BootRun) -> list[str]:
+    """What the testnet's DHCP log says about the verdict, in a sentence or two."""
+    an = run.analysis
+    ff = an.first_failure if an is not None else None
+    acks = [e for e in run.dhcp if e.kind == "DHCPACK"]
+    offers = [e for e in run.dhcp if e.kind == "DHCPOFFER"]
+    out = []
+    if not offers and not acks:
+        out.append("the testnet's DHCP server (dnsmasq) offered nothing during the boot: the network "
+                   "did not answer, which is not a fault of the image" if run.dhcp or ff is None or
+                   ff.kind == "no_dhcp_offer" else "the DHCP log is empty")
+        return out
+    ipxe_acks = [e for e in acks if "ipxe" in e.user_class.lower()]
+    if ipxe_acks:
+        last = ipxe_acks[-1]
+        when = f" at {last.seconds:.1f}s" if last.seconds is not None else ""
+        if last.opt43_70:
+            out.append(f"DHCP ACK to the iPXE client{when} carried option 43.70 = {last.opt43_70}")
+        else:
+            out.append(f"DHCP ACK to the iPXE client{when} carried no option 43.70 "
+                       "(dhcp_machine_uuid = False): carbide's chain cannot fire")
+    boot_requests = [r for r in run.requests if r.path.startswith("/api/v0/pxe/boot")]
+    if ipxe_acks and not boot_requests:
+        out.append("no request reached /api/v0/pxe/boot")
+    elif boot_requests and (boot_requests[-1].status == 404 or getattr(boot_requests[-1], "note", None)):
+        last = boot_requests[-1]
+        out.append(f"/api/v0/pxe/boot ({len(boot_requests)} request(s)) answered "
+                   + (f"{last.status}: {last.note}" if getattr(last, "note", None) else "404")
+                   + ": the stand-in does not know that machine uuid")
+    return out
 
 
 def tftp_root(artifacts: Path, port: int, run_dir: Path, notes: list[str]) -> Path:
@@ -336,11 +422,16 @@ def result(run: BootRun) -> StepResult:
     details: dict[str, Any] = {"qemu_command": run.command, "notes": run.notes,
                                "timing": run.timing, "leftover_processes": run.leftovers,
                                "infrastructure_events": run.infra_events}
+    if run.testnet:
+        details["testnet"] = dict(run.testnet)
+        details["dhcp_events"] = [e.__dict__ for e in run.dhcp[:200]]
     tables: dict[str, Any] = {}
     if run.analysis is not None:
         details["analysis"] = run.analysis.to_dict()
         tables["timeline"] = view.timeline_table(run)
     tables["requests"] = view.requests_table(run.requests)
+    if run.testnet:
+        tables["dhcp"] = view.dhcp_table(run.dhcp)
     summary = run.summary + ("".join(f"; {n}" for n in run.notes[:1]))
     return StepResult(f"{STEP}: run", run.status, summary, run.cause, run.fix, details, tables, run.logs)
 
@@ -350,7 +441,7 @@ class BootStep(Step):
 
     number, name, spec = 3, "boot", STEP3
     registry_step = reqs.BOOT
-    SECTIONS = ("command", "timeline", "chart", "excerpts", "requests")
+    SECTIONS = ("command", "timeline", "chart", "excerpts", "requests", "dhcp")
 
     def __init__(self, params: Mapping[str, Any] | Any, log_dir: str | Path | None = None,
                  script: BootScript | None = None) -> None:
@@ -389,7 +480,8 @@ class BootStep(Step):
     def section(self, name: str) -> Any:
         views = {"command": lambda r: view.command_html(r), "timeline": view.timeline_table,
                  "chart": view.timeline_chart, "excerpts": view.excerpts,
-                 "requests": lambda r: view.requests_table(r.requests)}
+                 "requests": lambda r: view.requests_table(r.requests),
+                 "dhcp": view.dhcp_section}
         if name in views:
             return views[name](self._need_run())
         return super().section(name)
