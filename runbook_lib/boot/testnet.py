@@ -388,6 +388,10 @@ class TestNet:
     def dhcp_running(self) -> bool:
         return self._proc is not None and self._proc.running()
 
+    @property
+    def dnsmasq_pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def stop_dhcp(self) -> None:
         """Stop dnsmasq only (the network stays): a VM started now gets no DHCP offer."""
         if self._proc is not None:

@@ -129,14 +129,13 @@ def test_up_and_down_leaves_nothing(tmp_path: Path, art: Path) -> None:
         assert f"master {BRIDGE}" in tap and "tun type tap" in tap and "persist" not in tap.split("tun")[0]
         addr = ip("-n", tn.name, "-4", "addr", "show", BRIDGE).tail_text()
         assert "inet 192.168.240.1/24" in addr
-        proc = tn._proc
-        assert proc is not None and proc.running() and tn.dhcp_running
-        assert Path(f"/proc/{proc.pid}/comm").read_text().strip() == "dnsmasq"
-        assert proc.pid in tnet._netns_pids(tn.name)
+        pid = tn.dnsmasq_pid
+        assert pid is not None and tn.dhcp_running
+        assert Path(f"/proc/{pid}/comm").read_text().strip() == "dnsmasq"
+        assert pid in tnet._netns_pids(tn.name)
         assert (tmp_path / "log" / "dnsmasq.log").read_text().count("TFTP root is") == 1
-        assert (tmp_path / "log" / "dnsmasq.pid").read_text().strip() == str(proc.pid)
+        assert (tmp_path / "log" / "dnsmasq.pid").read_text().strip() == str(pid)
         assert tn.setup_s is not None and tn.setup_s < 10
-        pid = proc.pid
     assert not tn.dhcp_running and not Path(f"/proc/{pid}").exists()
     assert tn.leftovers == []
     assert TAP not in ip("link", "show").tail_text(1000).split()  # the tap went with the namespace

@@ -151,3 +151,21 @@ def test_stop_before_start_is_harmless(tmp_path: Path) -> None:
     tn.stop()
     tn.stop()
     assert tn.leftovers == [] and tn.dhcp_events() == []
+
+
+def test_live_events_are_relative_to_the_vm_start_and_complete_the_uuid(tmp_path: Path) -> None:
+    """dhcp_events() from the lines dnsmasq printed so far (fed here as the pump would)."""
+    import time
+
+    tn = TestNet(cfg(tmp_path, machine_uuid=UUID))
+    lines = (Path(__file__).resolve().parent.parent / "fixtures" / "dnsmasq" /
+             "carbide_uefi_pxe_43_70.log").read_text().splitlines()
+    t0 = time.monotonic()
+    for ln in lines:
+        tn._on_line(ln)
+    tn.reset_clock(t0 - 5.0)  # the VM started 5 s before these lines arrived
+    evs = tn.dhcp_events()
+    assert evs and all(e.seconds is not None and 4.9 < e.seconds < 10 for e in evs)
+    ipxe = [e for e in evs if e.kind == "DHCPACK" and e.ipxe]
+    assert ipxe and ipxe[0].opt43_70 == UUID and ipxe[0].opt43_70_complete  # dnsmasq showed 12 chars
+    assert tn._ready.is_set()  # "TFTP root is" was among the lines
