@@ -132,7 +132,8 @@ def _testnet_checks(params: Mapping[str, Any], art: Path) -> list[Check]:
     known = params.get("standin_uuid") or params.get("uuid") or vmq.default_uuid(params["mac"])
     rows.append(Check("testnet: stand-in knows", "ok" if not params.get("standin_uuid") else "warn",
                       f"machine uuid {known}" + ("" if not params.get("standin_uuid") else
-                                                 " (not the VM's: /api/v0/pxe/boot answers 404)")))
+                                                 " (not the VM's: /api/v0/pxe/boot answers, as carbide-pxe does for an "
+                                                 "unknown machine, a script that exits 101)")))
     return rows
 
 
