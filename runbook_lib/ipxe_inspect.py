@@ -49,6 +49,7 @@ _MAX_PACKED = 4 * 1024 * 1024  # iPXE payloads are far smaller (a full ipxe.efi 
 _SCAN_START = 64 * 1024  # where the first zbin block may start (after the real-mode prefix)
 _SCAN_GAP = 4096  # and the next one after the end of the previous
 _MAX_SCRIPT = 256 * 1024
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _43_70 = re.compile(r"\$\{43\.70(?::[a-z0-9]+)?\}")
 
 
@@ -128,7 +129,7 @@ def _from_plain(data: bytes, container: str, meta: dict[str, str | None], where:
                         + (": this EFI build looks for autoexec.ipxe beside itself, then boots what "
                            "DHCP names" if container == "efi" else ": it boots what DHCP names"))
     end = data.find(b"\x00", m.start(), m.start() + _MAX_SCRIPT)
-    raw = data[m.start(): end if end >= 0 else m.start() + _MAX_SCRIPT]
+    raw = _text_prefix(data[m.start(): end if end >= 0 else m.start() + _MAX_SCRIPT])
     # EMBED=a,b concatenates the files: keep the first script.
     nxt = re.search(rb"\n#!(?:ipxe|gpxe)[ \t\r\n]", raw)
     more = ""
@@ -140,6 +141,22 @@ def _from_plain(data: bytes, container: str, meta: dict[str, str | None], where:
     return Embedded("embedded", script=text, needs_43_70=any(_43_70.search(c) for c in commands),
                     chain_urls=chain_urls(text), container=container, **meta,  # type: ignore[arg-type]
                     note=f"embedded script found {where} ({len(raw)} bytes){more}")
+
+
+def _text_prefix(raw: bytes) -> bytes:
+    """The script's bytes: up to the first control or non-UTF-8 byte (NUL, or the BIOS build's
+    ``66 90`` NOP padding, whose 0x66 is an ASCII "f")."""
+    ctl = _CONTROL.search(raw)
+    if ctl:
+        raw = raw[: ctl.start()]
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        cut = exc.start
+        if raw[cut - 1: cut + 1] == b"\x66\x90":
+            cut -= 1
+        raw = raw[:cut]
+    return raw
 
 
 def _metadata(data: bytes) -> dict[str, str | None]:

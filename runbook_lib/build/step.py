@@ -66,7 +66,7 @@ class BuildStep(Step):
         p = self.params
         try:
             self.target = resolve(p["carbide_root_dir"], p["arch"], p["variant"], p["task"],
-                                  p["workdir"], host=self.host)
+                                  p["workdir"], host=self.host, ipxe_source=_param(p, "ipxe_source", ""))
         except TargetError as exc:
             self.error = BuildResult(self.part_title("pre-flight"), Status.ERROR, "cannot plan the build",
                                      cause=exc.cause, fix=exc.fix,
@@ -227,7 +227,10 @@ class BuildStep(Step):
         tables = {"artifacts": inv.table()}
         notes = [f"expected set: {inv.source}"]
         if prov:
-            tables["iPXE provenance (ipxe.provenance.json)"] = _kv_table(prov)
+            tables["iPXE provenance (ipxe.provenance.json)"] = _kv_table(
+                {k: v for k, v in prov.items() if k != "resolution"})
+            if isinstance(prov.get("resolution"), list):
+                tables["iPXE source (tried in this order)"] = _resolution_table(prov["resolution"])
             notes.append("iPXE: " + _provenance_line(prov))
         if inv.leftovers:
             notes.append("leftover mkosi work directories (harmless, the docs show one too): "
@@ -387,6 +390,22 @@ def _kv_table(d: Mapping[str, Any]):
     rows = [{"key": k, "value": (str(v) if not isinstance(v, (dict, list)) else str(v))[:200]}
             for k, v in d.items()]
     return pd.DataFrame(rows, columns=["key", "value"])
+
+
+def _resolution_table(rows: list[Any]):
+    """Which iPXE source the sandbox took, and why each earlier one was not (ipxe.provenance.json)."""
+    import pandas as pd
+    out = [{"source": str(r.get("source", "?")), "used": "yes" if r.get("used") else "no",
+            "why": str(r.get("why", ""))[:300]} for r in rows if isinstance(r, Mapping)]
+    return pd.DataFrame(out, columns=["source", "used", "why"])
+
+
+def _param(p: Mapping[str, Any] | Any, name: str, default: Any) -> Any:
+    """A parameter that older parameter sets may lack."""
+    try:
+        return p[name]
+    except (KeyError, IndexError):
+        return default
 
 
 def _provenance_line(d: Mapping[str, Any]) -> str:

@@ -61,6 +61,7 @@ class Target:
     makefile: mk.Makefile | None = None
     only_dirs: bool = False  # aarch64 on an x86_64 host
     notes: list[str] = field(default_factory=list)
+    ipxe_source: str = ""  # sandbox: iPXE source dir or tarball (step 2's ipxe_source)
 
     @property
     def artifact_dir(self) -> Path:
@@ -86,6 +87,8 @@ class Target:
                     "--workdir", str(self.root)]
             if force:
                 argv.append("--force")
+            if self.ipxe_source:  # absolute: the builder runs from the repository root
+                argv += ["--ipxe-source", str(Path(self.ipxe_source).expanduser().resolve())]
             cmds.append(argv)  # the root password travels in the environment, never in argv
         return cmds
 
@@ -102,7 +105,7 @@ class Target:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "root": str(self.root), "arch": self.arch, "tasks": self.tasks,
                 "run_dir": str(self.run_dir), "artifact_dir": str(self.artifact_dir),
-                "only_dirs": self.only_dirs, "notes": self.notes}
+                "only_dirs": self.only_dirs, "notes": self.notes, "ipxe_source": self.ipxe_source}
 
 
 def sandbox_plan(tasks: list[str]) -> mk.Plan:
@@ -123,7 +126,7 @@ def sandbox_plan(tasks: list[str]) -> mk.Plan:
 
 
 def resolve(carbide_root_dir: str, arch: str, variant: str, task: str = "", workdir: str = "",
-            env: dict[str, str] | None = None, host: str | None = None) -> Target:
+            env: dict[str, str] | None = None, host: str | None = None, ipxe_source: str = "") -> Target:
     host = host or host_arch()
     only_dirs = arch != host and arch == "aarch64"
     notes: list[str] = []
@@ -161,6 +164,9 @@ def resolve(carbide_root_dir: str, arch: str, variant: str, task: str = "", work
             raise TargetError(f"{mf_path}: {exc}", "break the cycle in the tree's Makefile.toml") from None
         except mk.MakefileError as exc:
             raise TargetError(f"{mf_path}: {exc}", "check the tree's Makefile.toml") from None
+        if ipxe_source:
+            notes.append(f"ipxe_source={ipxe_source!r} is for the sandbox only: a carbide tree builds "
+                         "its own pxe/ipxe/upstream")
         return Target("carbide", root, arch, tasks, root / "pxe", plan, mf, only_dirs, notes)
 
     root = paths.sandbox_workdir(workdir or None)
@@ -181,7 +187,8 @@ def resolve(carbide_root_dir: str, arch: str, variant: str, task: str = "", work
     except ImportError as exc:
         raise TargetError(f"the embedded sandbox is not available: {exc}",
                           "reinstall the project (pip install -e .)") from None
-    return Target("sandbox", root, arch, tasks, paths.repo_root(), plan, None, False, notes)
+    return Target("sandbox", root, arch, tasks, paths.repo_root(), plan, None, False, notes,
+                  ipxe_source=ipxe_source)
 
 
 def _plan_env(env: dict[str, str] | None, root: Path) -> dict[str, str]:

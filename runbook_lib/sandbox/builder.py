@@ -25,11 +25,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .. import paths, shell
+from .. import __version__, paths, shell
 from ..artifact_model import inventory
 from ..report.render import human_size
 from ..result import Status, StepResult
-from . import image, inputs, ipxe, progress, scripts
+from . import image, inputs, ipxe, ipxe_source, progress, scripts
 from .runner import EnvironmentProblem, Runner, SandboxProblem
 from .tasks import (ALL_TASK, ARCH, EXPECTED_ARTIFACTS, IMAGE_TASK, IPXE_TASK, PROVENANCE_FILE,
                     TASKS, plan)
@@ -47,6 +47,8 @@ class BuildOptions:
     force: bool = False
     root_password: str = DEFAULT_PASSWORD
     ipxe_source: Path | None = None
+    carbide_root: Path | None = None  # a carbide checkout whose pxe/ipxe/upstream may be the source
+    download: bool = True  # try the pinned commit's download when no other source answers
     port: int = scripts.DEFAULT_PORT
     cmdline: str = scripts.KERNEL_CMDLINE
     mirror: str | None = None  # None = the system's Debian mirror
@@ -175,12 +177,32 @@ def task_inputs(task: str, opts: BuildOptions, mirror: str) -> dict[str, object]
     if task == IPXE_TASK:
         src = opts.ipxe_source
         return {
-            "script": scripts.chain_script(opts.port),
-            "ipxe_source": inputs.tree_digest(src / "src") if src and (src / "src").is_dir() else None,
+            "script": scripts.embedded_chain_script(opts.port),
+            "autoexec_script": scripts.chain_script(opts.port),
+            "config": inputs.tree_digest(tree / "ipxe" / "local"),
+            "ipxe_source": _source_identity(src),
             "ipxe_source_path": str(src) if src else None,
+            "carbide_root": str(opts.carbide_root) if opts.carbide_root else None,
+            "download": opts.download,
+            "targets": sorted(ipxe.TARGETS.values()),
+            "version": __version__,
             "mirror": mirror,
         }
     return {}
+
+
+def _source_identity(src: Path | None) -> str | None:
+    """What the given source is, by content (a bad path: its error, which the build reports)."""
+    if src is None:
+        return None
+    try:
+        if src.is_file():
+            return "tarball-" + ipxe_source.file_sha256(src)
+        if (src / "src").is_dir():
+            return "tree-" + ipxe_source.source_digest(src)
+    except OSError as exc:
+        return f"unreadable: {exc}"
+    return "invalid"
 
 
 class Builder:
@@ -192,6 +214,7 @@ class Builder:
         self.dest = paths.artifacts_dir(workdir, ARCH)
         self.mirror = (opts.mirror or ipxe.system_mirror()).rstrip("/")
         self.facts: dict[str, object] = {}
+        self.ipxe_facts: dict[str, object] = {}  # this run's iPXE build: path, compiled objects, seconds
         self.lock_wait_s = 0.0
 
     # -- reuse ------------------------------------------------------------------------
@@ -252,32 +275,43 @@ class Builder:
                 self.opts.root_password, self.mirror, self.opts.cmdline))
 
     def _build_ipxe(self, staging: Path, out: Path) -> None:
-        script_text = scripts.chain_script(self.opts.port)
-        script = staging / "chain.ipxe"
         staging.mkdir(parents=True, exist_ok=True)
-        script.write_text(script_text)
-        src = self.opts.ipxe_source
-        note = ""
-        if src is None:
-            src, why = ipxe.probe_source(self.runner, self.cache, self.mirror)
-            if src is None:
-                note = f"iPXE source unavailable ({why}); used Debian's prebuilt {ipxe.PREBUILT_SUITE} ipxe"
-                self.runner.say(progress.warn(note))
-        if src is not None:
+        download = (lambda: ipxe_source.download_pinned(self.cache)) if self.opts.download else None
+        res = ipxe_source.resolve(
+            self.opts.ipxe_source, self.opts.carbide_root, self.cache,
+            apt_probe=lambda: ipxe.probe_source(self.runner, self.cache, self.mirror), download=download)
+        for a in res.attempts:
+            quiet = a.used or a.why.startswith("not tried") or a.why == "not given"
+            self.runner.say((progress.info if quiet else progress.warn)(f"iPXE source: {a.source}: {a.why}"))
+        if res.top is not None:
             missing = ipxe.env_ok_for_source()
             if missing:
                 raise EnvironmentProblem(f"building iPXE from source needs {', '.join(missing)}",
-                                         "apt-get install build-essential liblzma-dev mtools perl")
-            key = inputs.input_key("ipxe-build-tree", {"src": str(src)})[:16]
-            prov = ipxe.build_from_source(self.runner, src, self.cache / "ipxe-build" / key, script, out)
+                                         "apt-get install build-essential perl liblzma-dev")
+            script_text = scripts.embedded_chain_script(self.opts.port)
+            build_root = self.cache / "ipxe-build" / inputs.input_key("ipxe-build-tree", {"src": res.key})[:16]
+            prov = ipxe.build_from_source(self.runner, res, build_root, script_text, out)
+            chain_url = scripts.embedded_chain_url_template(self.opts.port)
+            self.ipxe_facts = {"path": "source", "action": "built", "make_ran": True,
+                               **{k: prov.details[k] for k in ("compiled_objects", "make_seconds",
+                                                               "build_tree_state", "make_steps")}}
         else:
+            note = (f"iPXE source unavailable ({res.summary()}); used Debian's prebuilt "
+                    f"{ipxe.PREBUILT_SUITE} ipxe")
+            self.runner.say(progress.warn(note))
             check_mirror(self.mirror, ipxe.PREBUILT_SUITE)
             deb = ipxe.fetch_prebuilt(self.runner, self.cache, self.mirror, refresh=self.opts.force)
             version = ipxe.deb_version(self.runner, deb)
+            script_text = scripts.chain_script(self.opts.port)
             prov = ipxe.unpack_prebuilt(self.runner, deb, staging / "deb", script_text, out, version, note)
-        prov_dict = {**prov.__dict__, "chain_url": scripts.chain_url_template(self.opts.port),
-                     "built": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        (out / PROVENANCE_FILE).write_text(json.dumps(prov_dict, indent=2, sort_keys=True) + "\n")
+            prov.details.update({"embedded_script": False, "autoexec_sha256": ipxe._sha(script_text)})
+            chain_url = scripts.chain_url_template(self.opts.port)
+            self.ipxe_facts = {"path": "prebuilt", "action": "built", "make_ran": False,
+                               "compiled_objects": 0}
+        prov.details.update({"chain_url": chain_url, "source_resolution": res.summary(),
+                             "resolution": res.to_rows(),
+                             "built": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        (out / PROVENANCE_FILE).write_text(prov.to_json())
 
     def run_task(self, task: str) -> TaskOutcome:
         outcome = TaskOutcome(task)
@@ -327,6 +361,8 @@ class Builder:
             _install(outdir, names, self.dest)
             _prune(self.cache, task, key)
         assert names is not None
+        if task == IPXE_TASK and outcome.action != "built":
+            self.ipxe_facts = {"action": outcome.action, "make_ran": False, "compiled_objects": 0}
         spec = TASKS[task]
         for stale in set(spec.artifacts + spec.optional_artifacts) - set(names):
             # e.g. autoexec.ipxe from an earlier prebuilt build when iPXE now comes from source
@@ -358,7 +394,8 @@ def build(task: str = ALL_TASK, workdir: str | os.PathLike[str] | None = None, *
           force: bool = False, root_password: str = DEFAULT_PASSWORD,
           ipxe_source: str | os.PathLike[str] | None = None, port: int = scripts.DEFAULT_PORT,
           on_line: Callable[[str], None] | None = None, log_path: str | os.PathLike[str] | None = None,
-          cache: str | os.PathLike[str] | None = None, mirror: str | None = None) -> StepResult:
+          cache: str | os.PathLike[str] | None = None, mirror: str | None = None,
+          carbide_root: str | os.PathLike[str] | None = None, download: bool = True) -> StepResult:
     """Build `task` (and its dependencies) into `workdir`; PASS / FAIL / ERROR with cause and fix.
 
     Ctrl-C (KeyboardInterrupt) stops the running command's process group, removes
@@ -370,8 +407,9 @@ def build(task: str = ALL_TASK, workdir: str | os.PathLike[str] | None = None, *
     emit = on_line or (lambda _line: None)
     runner = Runner(emit, log)
     opts = BuildOptions(force=force, root_password=root_password,
-                        ipxe_source=Path(ipxe_source).resolve() if ipxe_source else None,
-                        port=port, mirror=mirror)
+                        ipxe_source=Path(ipxe_source).expanduser().resolve() if ipxe_source else None,
+                        carbide_root=Path(carbide_root).expanduser().resolve() if carbide_root else None,
+                        download=download, port=port, mirror=mirror)
     t0 = time.monotonic()
     outcomes: list[TaskOutcome] = []
     try:
@@ -443,7 +481,7 @@ def _result(task: str, status: Status, summary: str, cause: str | None, fix: str
                "cache": str(builder.cache), "seconds": round(elapsed, 2),
                "lock_wait_s": round(builder.lock_wait_s, 2), "exit_code": status.exit_code,
                "tasks": tasks, "artifacts": rows, "ipxe_provenance": provenance,
-               "image": builder.facts, "mirror": builder.mirror}
+               "image": builder.facts, "ipxe_build": builder.ipxe_facts, "mirror": builder.mirror}
     return StepResult(STEP, status, summary, cause=cause, fix=fix, details=details,
                       tables={"tasks": pd.DataFrame(tasks), "artifacts": pd.DataFrame(rows)},
                       logs={"sandbox build": str(log)})

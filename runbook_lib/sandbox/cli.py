@@ -27,12 +27,19 @@ def add_build_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"task to run with its dependencies (default {ALL_TASK})")
     p.add_argument("--workdir", default=None,
                    help=f"tree root that receives pxe/static/blobs/internal/x86_64 (default {paths.sandbox_workdir()})")
-    p.add_argument("--force", action="store_true", help="rebuild even when the inputs did not change")
+    p.add_argument("--force", action="store_true",
+                   help="rebuild even when the inputs did not change (iPXE from source: make runs again in "
+                        "its cached build tree and recompiles only what is stale; delete "
+                        "<cache>/ipxe-build to start from scratch)")
     p.add_argument("--root-password", default=None,
                    help=f"root password of the image (default: ${PASSWORD_ENV} or '{DEFAULT_PASSWORD}'); "
                         "never printed")
     p.add_argument("--ipxe-source", default=None,
-                   help="iPXE source tree (holds src/) to build with the script embedded")
+                   help="iPXE source to build ipxe.efi/ipxe.kpxe from, like carbide: a directory holding "
+                        "src/, or a .tar.gz/.tgz/.tar.xz of one (default: apt-get source ipxe, then the "
+                        "download of the commit carbide pins, else Debian's prebuilt iPXE)")
+    p.add_argument("--no-ipxe-download", action="store_true",
+                   help="do not try to download the pinned iPXE commit when no other source answers")
     p.add_argument("--port", type=int, default=scripts.DEFAULT_PORT,
                    help="port of carbide-pxe baked into the chain script (default 8080)")
     p.add_argument("--log", default=None, help="full log file (default <workdir>/logs/sandbox-build-*.log)")
@@ -50,7 +57,8 @@ def handle_build(args: argparse.Namespace) -> int:
     try:
         with _terminate_means_interrupt():
             result = build(args.task, args.workdir, force=args.force, root_password=password,
-                           ipxe_source=args.ipxe_source, port=args.port, on_line=echo, log_path=args.log)
+                           ipxe_source=args.ipxe_source, port=args.port, on_line=echo, log_path=args.log,
+                           download=not args.no_ipxe_download)
     except KeyboardInterrupt:
         print("[sandbox] ERROR - interrupted; temporary files removed, no partial artifacts installed",
               flush=True)

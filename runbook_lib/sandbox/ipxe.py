@@ -1,24 +1,35 @@
-"""iPXE for the sandbox: from source with the chain script embedded, or Debian's prebuilt.
+"""iPXE for the sandbox: built from source like carbide's, or Debian's prebuilt.
 
-Source path (carbide's way): ``make bin-x86_64-efi/snponly.efi bin/undionly.kpxe EMBED=chain.ipxe``
-with the serial console enabled, in a build tree kept in the cache. Used when
-``--ipxe-source DIR`` is given or ``apt-get source ipxe`` works.
+Source path (carbide's way, when :mod:`.ipxe_source` finds a source): one
+``make bin-x86_64-efi/snponly.efi bin/undionly.kpxe EMBED=<script> VERSION=<version>`` in a
+build tree kept in the cache (one per source: a later build with a changed script, header
+or VERSION recompiles only what changed; unchanged inputs compile nothing). The
+config headers are the sandbox's own (``tree/pxe/ipxe/local/*.h``, copied to
+``src/config/local/``); the embedded script is ``tree/pxe/ipxe/embed.ipxe.in`` (it chains
+only with DHCP option 43.70, like carbide's). No ``autoexec.ipxe`` is written.
 
-Prebuilt path (this machine: the mirror answers 404 for the source tarballs):
-Debian trixie's ``ipxe`` package, fetched with ``apt-get download`` through a
-private apt configuration in the cache (the system's sources are never touched)
-and unpacked with ``dpkg-deb -x``; the chain script goes beside it as
-``autoexec.ipxe``, which trixie's snponly.efi fetches over TFTP.
+Prebuilt path (this machine without a source: the mirror answers 404 for the source
+tarballs): Debian trixie's ``ipxe`` package, fetched with ``apt-get download`` through a
+private apt configuration in the cache (the system's sources are never touched) and
+unpacked with ``dpkg-deb -x``; the user-mode chain script (``autoexec.ipxe.in``) goes
+beside it as ``autoexec.ipxe``, which trixie's snponly.efi fetches over TFTP.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import shutil
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .. import __version__
+from ..shell import quote
+from . import progress, scripts
+from .ipxe_source import Resolution, copy_ignore, short_label
 from .runner import BuildFailure, EnvironmentProblem, Runner
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -29,9 +40,19 @@ KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 PREBUILT_EFI = "snponly.efi"
 PREBUILT_KPXE = "undionly.kpxe"
 
-SERIAL_CONSOLE_H = """/* carbide sandbox: send iPXE's console to the first serial port too */
-#define CONSOLE_SERIAL
-"""
+# What carbide builds, and the names it installs them under.
+TARGETS = {"ipxe.efi": "bin-x86_64-efi/snponly.efi", "ipxe.kpxe": "bin/undionly.kpxe"}
+MAKE_TIMEOUT_S = 2400
+# A feature define of config/local/general.h -> the object it links in (checked in the link maps).
+FEATURE_OBJECTS = {
+    "DOWNLOAD_PROTO_HTTPS": "https", "NET_PROTO_IPV6": "ipv6", "CONSOLE_CMD": "console_cmd",
+    "TIME_CMD": "time_cmd", "PARAM_CMD": "param_cmd", "PING_CMD": "ping_cmd",
+    "NSLOOKUP_CMD": "nslookup_cmd", "REBOOT_CMD": "reboot_cmd", "POWEROFF_CMD": "poweroff_cmd",
+    "IMAGE_TRUST_CMD": "image_trust_cmd", "DIGEST_CMD": "digest_cmd", "VLAN_CMD": "vlan_cmd",
+    "NTP_CMD": "ntp_cmd", "CONSOLE_SERIAL": "serial",
+}
+_MAKE_STEP = re.compile(r"^\s+\[([A-Z0-9]+)\]\s")
+_DEFINE = re.compile(r"^\s*#define\s+([A-Z][A-Z0-9_]*)", re.M)
 
 
 @dataclass
@@ -41,9 +62,15 @@ class Provenance:
     origin: str  # source dir, or the .deb and its suite
     files: dict[str, str]  # artifact -> file it was made from
     note: str = ""
+    details: dict[str, object] = field(default_factory=dict)  # path-specific facts, flattened in JSON
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        extra = d.pop("details")
+        return {**d, **extra}
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
 
 def system_mirror(etc_apt: Path = Path("/etc/apt")) -> str:
@@ -134,43 +161,159 @@ def probe_source(runner: Runner, cache: Path, mirror: str) -> tuple[Path | None,
     return dirs[0], ""
 
 
-def source_version(src: Path) -> str:
-    changelog = src / "debian" / "changelog"
-    if changelog.exists():
-        m = re.match(r"\S+ \(([^)]+)\)", changelog.read_text(errors="replace"))
+def local_config() -> dict[str, str]:
+    """The sandbox's iPXE config headers (``tree/pxe/ipxe/local/*.h``): name -> text."""
+    d = scripts.tree_root() / "ipxe" / "local"
+    return {p.name: p.read_text() for p in sorted(d.glob("*.h"))}
+
+
+def enabled_features(headers: dict[str, str]) -> list[str]:
+    """The feature defines the headers switch on (``#define NAME``; comments ignored)."""
+    names: list[str] = []
+    for text in headers.values():
+        code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+        names += [n for n in _DEFINE.findall(code) if n in FEATURE_OBJECTS]
+    return names
+
+
+def make_version(source_version: str) -> str:
+    """VERSION= for make: the sandbox's version and the source's (no spaces or commas: SBAT is CSV)."""
+    return f"{__version__}+ipxe-{short_label(source_version)}"
+
+
+def make_steps(lines: list[str]) -> dict[str, int]:
+    """Count iPXE's make progress lines by kind (``  [BUILD] bin/foo.o`` -> BUILD)."""
+    counts: dict[str, int] = {}
+    for line in lines:
+        m = _MAKE_STEP.match(line)
         if m:
-            return m.group(1)
-    git_head = src / ".git" / "HEAD"
-    if git_head.exists():
-        return "git " + git_head.read_text().strip()[:60]
-    return "unknown (no debian/changelog)"
+            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    return dict(sorted(counts.items()))
 
 
-def build_from_source(runner: Runner, src: Path, build_root: Path, script: Path,
-                      out: Path, jobs: int = 2) -> Provenance:
-    """Carbide's path: build snponly.efi and undionly.kpxe with the script embedded."""
-    if not (src / "src" / "Makefile").exists():
-        raise EnvironmentProblem(f"{src} is not an iPXE source tree (no src/Makefile)",
-                                 "point --ipxe-source at the top of an iPXE checkout (it holds src/)")
+def missing_features(src: Path, features: list[str]) -> dict[str, list[str]]:
+    """Per target, the enabled features whose object is not in the link map (empty: all linked)."""
+    out: dict[str, list[str]] = {}
+    for name, target in TARGETS.items():
+        link_map = src / f"{target}.tmp.map"
+        try:
+            text = link_map.read_text(errors="replace")
+        except OSError:
+            out[name] = [f"(no link map {link_map.name})"]
+            continue
+        gone = [f for f in features if f"({FEATURE_OBJECTS[f]}.o)" not in text]
+        if gone:
+            out[name] = gone
+    return out
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    """Write only on change: an untouched mtime keeps make from rebuilding what depends on it."""
+    try:
+        if path.read_text() == text:
+            return False
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return True
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def prepare_tree(runner: Runner, res: Resolution, build_root: Path) -> tuple[Path, str]:
+    """The cached build tree of this source: (its src/, "cold" when just copied or "warm")."""
+    assert res.top is not None
     tree = build_root / "tree"
-    tree.mkdir(parents=True, exist_ok=True)
-    # Copy over the cached build tree: cp -a keeps mtimes, so make rebuilds only what changed.
-    runner.run(["cp", "-a", "--", f"{src}/.", str(tree)], timeout=600, what="copying the iPXE source")
-    local = tree / "src" / "config" / "local"
+    state = _read_state(build_root)
+    if state.get("copied") and (tree / "src" / "Makefile").is_file():
+        return tree / "src", "warm"
+    runner.say(progress.info(f"Copying the iPXE source ({res.version}) into the build tree {tree} "
+                             "(first build of this source: everything compiles)"))
+    shutil.rmtree(tree, ignore_errors=True)
+    shutil.copytree(res.top, tree, symlinks=True, ignore=copy_ignore(res.top))
+    _write_state(build_root, {"copied": True, "source": res.origin, "key": res.key})
+    return tree / "src", "cold"
+
+
+def _read_state(build_root: Path) -> dict[str, object]:
+    try:
+        data = json.loads((build_root / "state.json").read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_state(build_root: Path, state: dict[str, object]) -> None:
+    build_root.mkdir(parents=True, exist_ok=True)
+    tmp = build_root / f".state.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, build_root / "state.json")
+
+
+def build_from_source(runner: Runner, res: Resolution, build_root: Path, script_text: str,
+                      out: Path, jobs: int | None = None) -> Provenance:
+    """Carbide's path: snponly.efi and undionly.kpxe with `script_text` embedded, in a cached tree."""
+    src, tree_state = prepare_tree(runner, res, build_root)
+    local = src / "config" / "local"
     local.mkdir(parents=True, exist_ok=True)
-    (local / "console.h").write_text(SERIAL_CONSOLE_H)
-    targets = {"ipxe.efi": "bin-x86_64-efi/snponly.efi", "ipxe.kpxe": "bin/undionly.kpxe"}
-    for target in targets.values():
-        runner.run(["make", "-C", str(tree / "src"), f"-j{jobs}", target, f"EMBED={script}"],
-                   timeout=1800, what=f"make {target}",
-                   fix="install the iPXE build dependencies (gcc, make, perl, liblzma-dev, mtools) "
-                       "and check the full log")
+    headers = local_config()
+    state = _read_state(build_root)
+    # iPXE's make creates every missing config/local/*.h empty (and rebuilds what includes it), so a
+    # header is never deleted here: one the sandbox wrote before and no longer ships is emptied.
+    written = state.get("headers") if isinstance(state.get("headers"), list) else []
+    for name in written:  # type: ignore[union-attr]
+        if name not in headers:
+            _write_if_changed(local / str(name), "")
+    changed = [name for name, text in headers.items() if _write_if_changed(local / name, text)]
+    script = build_root / "embed" / "chain.ipxe"  # a stable path: make tracks EMBED= by its file list
+    script_changed = _write_if_changed(script, script_text)
+    version = make_version(res.version)
+    if state.get("version") != version:
+        for target in TARGETS.values():  # make does not track VERSION=: relink with the new one
+            (src / target).unlink(missing_ok=True)
+    why = [f"{tree_state} tree"] + ([f"changed headers: {', '.join(changed)}"] if changed and
+                                      tree_state == "warm" else []) \
+        + (["changed script"] if script_changed and tree_state == "warm" else [])
+    runner.say(progress.info(f"Building iPXE {res.version} ({'; '.join(why)}), VERSION={version}"))
+    argv = ["make", "-C", str(src), f"-j{jobs or os.cpu_count() or 2}", *TARGETS.values(),
+            f"EMBED={script}", f"VERSION={version}"]
+    log_start = runner.log_path.stat().st_size if runner.log_path.exists() else 0
+    t0 = time.monotonic()
+    runner.run(argv, timeout=MAKE_TIMEOUT_S, what="make (iPXE)",
+               fix="install the iPXE build dependencies (build-essential perl liblzma-dev) and read the "
+                   "first error in the full log")
+    seconds = time.monotonic() - t0
+    with open(runner.log_path, encoding="utf-8", errors="replace") as fh:
+        fh.seek(log_start)
+        steps = make_steps(fh.read().splitlines())
+    _write_state(build_root, {**state, "copied": True, "version": version, "headers": sorted(headers)})
+    features = enabled_features(headers)
+    missing = missing_features(src, features)
+    for target, names in missing.items():
+        runner.say(progress.warn(f"{target}: enabled but not linked: {', '.join(names)}"))
     out.mkdir(parents=True, exist_ok=True)
-    for name, target in targets.items():
-        shutil.copyfile(tree / "src" / target, out / name)
-    return Provenance(path="source", version=source_version(src), origin=str(src),
-                      files={n: t for n, t in targets.items()},
-                      note="chain script embedded with EMBED=; serial console enabled")
+    for name, target in TARGETS.items():
+        shutil.copyfile(src / target, out / name)
+    compiled = steps.get("BUILD", 0)
+    runner.say(progress.info(f"iPXE make: {compiled} objects compiled, {seconds:.1f} s ({tree_state} tree)"))
+    return Provenance(
+        path="source", version=res.version, origin=res.origin, files=dict(TARGETS),
+        note=("chain script embedded with EMBED= (it chains only with DHCP option 43.70, like "
+              "carbide's); no autoexec.ipxe; config from the sandbox's tree/pxe/ipxe/local/*.h"),
+        details={
+            "source_kind": res.kind, "source_sha256": res.sha256, "source_key": res.key,
+            "make_version": version, "make_command": quote(argv),
+            "embedded_script": True, "embedded_script_sha256": _sha(script_text),
+            "config_headers": {n: _sha(t)[:16] for n, t in headers.items()},
+            "features_enabled": features, "features_not_linked": missing,
+            "compiled_objects": compiled, "make_steps": steps, "make_seconds": round(seconds, 1),
+            "build_tree": str(src.parent), "build_tree_state": tree_state,
+        })
 
 
 def fetch_prebuilt(runner: Runner, cache: Path, mirror: str, refresh: bool) -> Path:
@@ -226,8 +369,14 @@ def unpack_prebuilt(runner: Runner, deb: Path, work: Path, script_text: str, out
     )
 
 
+LZMA_HEADER = Path("/usr/include/lzma.h")
+
+
 def env_ok_for_source() -> list[str]:
-    """Missing tools for the source path."""
-    return [t for t in ("make", "gcc", "perl") if shutil.which(t) is None]
+    """Missing tools for the source path (zbin, which packs undionly.kpxe, needs lzma.h)."""
+    missing = [t for t in ("make", "gcc", "perl") if shutil.which(t) is None]
+    if not LZMA_HEADER.exists():
+        missing.append(f"liblzma-dev ({LZMA_HEADER})")
+    return missing
 
 

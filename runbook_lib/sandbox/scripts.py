@@ -34,20 +34,40 @@ def render(template: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(sub, template)
 
 
+# The first line the embedded script prints when DHCP gave no option 43.70 (boot analysis names it).
+NO_UUID_LINE = "carbide-sandbox: no DHCP option 43.70 (machine uuid): the chain to carbide-pxe cannot fire"
+
+
 def chain_url_template(port: int = DEFAULT_PORT) -> str:
-    """The URL the chain script requests, with iPXE's variables unexpanded."""
+    """The URL the user-mode chain script (autoexec.ipxe) requests, iPXE's variables unexpanded."""
     return f"http://${{next-server}}:{port}{CHAIN_PATH}?uuid=${{uuid}}&buildarch=${{buildarch}}"
 
 
-def chain_script(port: int = DEFAULT_PORT, retries: int = DEFAULT_RETRIES,
-                 delay_s: int = DEFAULT_DELAY_S) -> str:
-    """The script iPXE runs first: DHCP, then chain to carbide-pxe's boot endpoint."""
+def embedded_chain_url_template(port: int = DEFAULT_PORT) -> str:
+    """The URL the embedded script requests, as carbide's does: the uuid comes from option 43.70."""
+    return (f"http://${{next-server}}:{port}{CHAIN_PATH}?uuid=${{43.70}}&buildarch=${{buildarch}}"
+            "&platform=${platform}&manufacturer=${manufacturer}&product=${product}&serial=${serial}")
+
+
+def _script(name: str, port: int, retries: int, delay_s: int) -> str:
     if not 1 <= port <= 65535:
         raise ValueError(f"port {port} out of range 1..65535")
     if retries < 1 or delay_s < 0:
         raise ValueError("retries must be >= 1 and delay_s >= 0")
-    text = (tree_root() / "ipxe" / "embed.ipxe.in").read_text()
+    text = (tree_root() / "ipxe" / name).read_text()
     return render(text, {"PORT": str(port), "RETRIES": str(retries), "DELAY": str(delay_s)})
+
+
+def chain_script(port: int = DEFAULT_PORT, retries: int = DEFAULT_RETRIES,
+                 delay_s: int = DEFAULT_DELAY_S) -> str:
+    """The user-mode script (``autoexec.ipxe`` beside a prebuilt iPXE): DHCP, then chain, no 43.70 needed."""
+    return _script("autoexec.ipxe.in", port, retries, delay_s)
+
+
+def embedded_chain_script(port: int = DEFAULT_PORT, retries: int = DEFAULT_RETRIES,
+                          delay_s: int = DEFAULT_DELAY_S) -> str:
+    """The script compiled into a from-source iPXE: DHCP, then chain only if option 43.70 is set."""
+    return _script("embed.ipxe.in", port, retries, delay_s)
 
 
 def boot_script(base_url: str, uuid: str = "${uuid}", buildarch: str = "${buildarch}",

@@ -144,3 +144,12 @@ def test_chain_urls_and_commands() -> None:
             "imgexec http://h/b\nchain tftp://x/a.efi\n")
     assert ii.chain_urls(text) == ["tftp://x/a.efi", "http://h/b"]
     assert ii.script_commands(text)[0].startswith("chain --replace")
+
+
+def test_bios_nop_padding_after_the_script_is_not_part_of_it() -> None:
+    # seen in undionly.kpxe at d7e58c5a: the script is followed by 66 90 (a two-byte NOP)
+    payload = CODE + SCRIPT + b"f\x90" * 15 + b"\x1ba" + MARKER + BANNER
+    e = ii.inspect_bytes(kpxe(payload))
+    assert e.script == SCRIPT.decode()
+    utf8 = b"#!ipxe\necho caf\xc3\xa9 \xc3\x90\n"  # a real 0x90 inside UTF-8 text stays
+    assert ii.inspect_bytes(efi(utf8)).script == utf8.decode()

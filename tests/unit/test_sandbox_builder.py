@@ -15,7 +15,7 @@ import pytest
 
 from runbook_lib import paths
 from runbook_lib.result import Status
-from runbook_lib.sandbox import builder, cli, inputs, ipxe, progress
+from runbook_lib.sandbox import builder, cli, inputs, ipxe, progress, scripts
 from runbook_lib.sandbox.runner import EnvironmentProblem
 from runbook_lib.sandbox.tasks import IPXE_TASK
 
@@ -136,7 +136,7 @@ def test_failing_make_is_a_build_failure(tmp_path: Path) -> None:
     r = builder.build(IPXE_TASK, tmp_path / "wd", cache=tmp_path / "cache", ipxe_source=src,
                       on_line=lines.append)
     assert r.status is Status.FAIL and r.status.exit_code == 1
-    assert "make bin-x86_64-efi/snponly.efi exited with 2" in (r.cause or "")
+    assert "make (iPXE) exited with 2" in (r.cause or "")
     assert "[sandbox] ERROR - Error while executing command, exit code: 2" in lines
     assert lines[-1] == progress.build_failed()
     assert not any(_artifacts(tmp_path / "wd").glob("ipxe.*"))
@@ -170,30 +170,63 @@ def test_ctrl_c_stops_the_command_and_leaves_nothing(tmp_path: Path) -> None:
     assert not list((cache / "outputs").rglob("*partial*")) if (cache / "outputs").exists() else True
 
 
+FAKE_IPXE_MAKEFILE = """\
+config/local/serial.h:
+\ttouch $@
+bin/a.o: config/local/general.h config/local/serial.h
+\tmkdir -p bin; echo "  [BUILD] $@"; touch $@
+bin-x86_64-efi/snponly.efi bin/undionly.kpxe: bin/a.o $(EMBED)
+\tmkdir -p $(dir $@); echo "  [LD] $@"; { echo "VERSION=$(VERSION)"; cat config/local/*.h $(EMBED); } > $@
+"""
+
+
 @pytest.mark.integration
-def test_source_path_embeds_the_script_and_enables_serial(tmp_path: Path) -> None:
-    """The iPXE source is unavailable here (404), so a stand-in tree checks the plumbing:
-    both targets are made with EMBED=<chain script> and the serial console header in place."""
+def test_source_path_embeds_the_script_with_the_sandbox_config(tmp_path: Path) -> None:
+    """A stand-in iPXE tree (a real one: tests/integration/test_ipxe_from_source.py) checks the
+    plumbing: both targets made once with EMBED=<43.70 chain script>, VERSION= and the sandbox's
+    config/local headers; no autoexec.ipxe; a warm rebuild compiles nothing; a new script relinks."""
     src = tmp_path / "ipxe"
     (src / "src").mkdir(parents=True)
     (src / "debian").mkdir()
     (src / "debian" / "changelog").write_text("ipxe (9.9-1) unstable; urgency=low\n")
-    (src / "src" / "Makefile").write_text(
-        "bin-x86_64-efi/snponly.efi bin/undionly.kpxe:\n"
-        "\tmkdir -p $(dir $@)\n"
-        "\tgrep -q CONSOLE_SERIAL config/local/console.h\n"
-        "\tcat $(EMBED) > $@\n")
+    (src / "src" / "Makefile").write_text(FAKE_IPXE_MAKEFILE)
     dest = _artifacts(tmp_path / "wd")
     dest.mkdir(parents=True)
     (dest / "autoexec.ipxe").write_text("#!ipxe\n# left by an earlier prebuilt build\n")
-    r = builder.build(IPXE_TASK, tmp_path / "wd", cache=tmp_path / "cache", ipxe_source=src, port=18081)
+    cache = tmp_path / "cache"
+    lines: list[str] = []
+    r = builder.build(IPXE_TASK, tmp_path / "wd", cache=cache, ipxe_source=src, port=18081,
+                      on_line=lines.append)
     assert r.status is Status.PASS, r
-    script = (dest / "ipxe.efi").read_text()
-    assert "http://${next-server}:18081/api/v0/pxe/boot?" in script
-    assert (dest / "ipxe.kpxe").read_text() == script
+    efi = (dest / "ipxe.efi").read_text()
+    assert efi.startswith(f"VERSION={ipxe.make_version('Debian 9.9-1')}\n")
+    assert "isset ${43.70} || goto no_uuid" in efi and ":18081/api/v0/pxe/boot?uuid=${43.70}&" in efi
+    assert "#define DOWNLOAD_PROTO_HTTPS" in efi and '"carbide-sandbox"' in efi
+    assert (dest / "ipxe.kpxe").read_text() == efi
     assert not (dest / "autoexec.ipxe").exists()
     prov = json.loads((dest / "ipxe.provenance.json").read_text())
-    assert prov["path"] == "source" and prov["version"] == "9.9-1" and prov["origin"] == str(src)
+    assert prov["path"] == "source" and prov["version"] == "Debian 9.9-1" and prov["origin"] == str(src)
+    assert prov["embedded_script"] is True and prov["compiled_objects"] == 1
+    assert prov["chain_url"] == scripts.embedded_chain_url_template(18081)
+    assert prov["build_tree_state"] == "cold"
+    assert [row["source"] for row in prov["resolution"]][:2] == ["ipxe_source", "carbide checkout"]
+    assert prov["resolution"][0]["used"] and not any(row["used"] for row in prov["resolution"][1:])
+    assert prov["source_resolution"].startswith("ipxe_source: used: directory ")
+    assert r.details["ipxe_build"]["compiled_objects"] == 1
+    assert any("iPXE make: 1 objects compiled" in ln for ln in lines)
+    # like iPXE's make, the fake creates missing config/local headers empty: they must survive
+    assert (cache / "ipxe-build").rglob("config/local/serial.h")
+    # unchanged inputs: nothing runs at all; forced: make runs in the warm tree and compiles nothing
+    r2 = builder.build(IPXE_TASK, tmp_path / "wd", cache=cache, ipxe_source=src, port=18081)
+    assert r2.details["ipxe_build"] == {"action": "up-to-date", "make_ran": False, "compiled_objects": 0}
+    r3 = builder.build(IPXE_TASK, tmp_path / "wd", cache=cache, ipxe_source=src, port=18081, force=True)
+    assert r3.details["ipxe_build"]["compiled_objects"] == 0
+    assert r3.details["ipxe_build"]["build_tree_state"] == "warm"
+    assert r3.details["ipxe_build"]["make_steps"] == {}
+    # another port changes the script: relink only
+    r4 = builder.build(IPXE_TASK, tmp_path / "wd", cache=cache, ipxe_source=src, port=18082)
+    assert r4.details["ipxe_build"]["make_steps"] == {"LD": 2}
+    assert ":18082/api/v0/pxe/boot" in (dest / "ipxe.efi").read_text()
 
 
 def test_too_little_free_space_is_an_environment_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,13 +46,6 @@ def test_private_apt_never_points_at_system_config(tmp_path: Path) -> None:
     assert (apt.lists / "partial").is_dir() and list(apt.parts.iterdir()) == []
 
 
-def test_source_version_from_changelog(tmp_path: Path) -> None:
-    (tmp_path / "debian").mkdir()
-    (tmp_path / "debian" / "changelog").write_text("ipxe (1.21.1-1) unstable; urgency=medium\n")
-    assert ipxe.source_version(tmp_path) == "1.21.1-1"
-    assert ipxe.source_version(tmp_path / "nothing").startswith("unknown")
-
-
 def test_provenance_json_round_trip() -> None:
     p = ipxe.Provenance("prebuilt", "1.2-3", "ipxe_1.2-3_all.deb (Debian trixie)",
                         {"ipxe.efi": "/usr/lib/ipxe/snponly.efi"}, "note")
@@ -61,5 +54,41 @@ def test_provenance_json_round_trip() -> None:
                     "files": {"ipxe.efi": "/usr/lib/ipxe/snponly.efi"}, "note": "note"}
 
 
-def test_serial_console_is_enabled_for_source_builds() -> None:
-    assert "#define CONSOLE_SERIAL" in ipxe.SERIAL_CONSOLE_H
+def test_provenance_details_are_flattened() -> None:
+    p = ipxe.Provenance("source", "commit x", "/src", {}, details={"embedded_script": True})
+    assert json.loads(p.to_json())["embedded_script"] is True and "details" not in p.to_dict()
+
+
+def test_local_config_enables_the_features_carbide_needs() -> None:
+    headers = ipxe.local_config()
+    assert sorted(headers) == ["branding.h", "console.h", "general.h"]
+    enabled = ipxe.enabled_features(headers)
+    for name in ("CONSOLE_CMD", "DOWNLOAD_PROTO_HTTPS", "NET_PROTO_IPV6", "TIME_CMD", "PARAM_CMD",
+                 "PING_CMD", "NSLOOKUP_CMD", "REBOOT_CMD", "POWEROFF_CMD", "IMAGE_TRUST_CMD",
+                 "DIGEST_CMD", "VLAN_CMD", "NTP_CMD"):
+        assert name in enabled, name
+    # the firmware already mirrors iPXE's console to serial: CONSOLE_SERIAL doubled every character
+    assert "CONSOLE_SERIAL" not in enabled and "CONSOLE_SERIAL" in headers["console.h"]
+    assert '#define PRODUCT_SHORT_NAME "carbide-sandbox"' in headers["branding.h"]
+    assert "PRODUCT_ERROR_URI" not in headers["branding.h"]  # ipxe.org error links stay
+
+
+def test_make_version_is_safe_for_sbat() -> None:
+    v = ipxe.make_version("commit d7e58c5a812988c341ec4ad19f79faf067388d58")
+    assert v.endswith("+ipxe-d7e58c5a") and " " not in v and "," not in v
+    assert ipxe.make_version("Debian 1.21.1+git20250501.dad20602+dfsg-1").endswith(
+        "+ipxe-1.21.1+git20250501.dad20602+dfsg-1")
+
+
+def test_make_steps_counts_compiles() -> None:
+    lines = ["  [DEPS] core/main.c", "  [BUILD] bin/main.o", "  [BUILD] bin/x.o", "  [LD] bin/undionly.kpxe.tmp",
+             "make[1]: 'bin/undionly.kpxe' is up to date.", "[BUILD] not indented"]
+    assert ipxe.make_steps(lines) == {"BUILD": 2, "DEPS": 1, "LD": 1}
+
+
+def test_missing_features_reads_link_maps(tmp_path: Path) -> None:
+    for target in ipxe.TARGETS.values():
+        (tmp_path / target).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f"{target}.tmp.map").write_text(" bin/blib.a(https.o)\n bin/blib.a(ping_cmd.o)\n")
+    assert ipxe.missing_features(tmp_path, ["DOWNLOAD_PROTO_HTTPS", "PING_CMD"]) == {}
+    assert ipxe.missing_features(tmp_path, ["NTP_CMD"]) == {"ipxe.efi": ["NTP_CMD"], "ipxe.kpxe": ["NTP_CMD"]}

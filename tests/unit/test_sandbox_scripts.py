@@ -40,6 +40,57 @@ def test_chain_script_retries_visibly_and_bounded() -> None:
 def test_chain_script_rejects_bad_ports(port: int) -> None:
     with pytest.raises(ValueError, match="port"):
         scripts.chain_script(port=port)
+    with pytest.raises(ValueError, match="port"):
+        scripts.embedded_chain_script(port=port)
+
+
+def _commands(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if ln.strip() and not ln.startswith(("#", ":"))]
+
+
+def test_embedded_script_follows_carbides_contract() -> None:
+    text = scripts.embedded_chain_script(port=18080, retries=4, delay_s=2)
+    cmds = _commands(text)
+    assert text.startswith("#!ipxe\n") and "@" not in text.replace("carbide-sandbox", "")
+    assert cmds[0].startswith("echo carbide-sandbox:")  # the banner first
+    assert "ifconf -c dhcp && goto dhcp_ok ||" in cmds
+    assert "iseq ${dhcp_tries} 4 && goto dhcp_failed ||" in cmds
+    # after DHCP, only 43.70 decides: isset, else the error path
+    after_dhcp = cmds[cmds.index("echo carbide-sandbox: DHCP ok: address ${ip} next-server ${next-server}") + 1:]
+    assert after_dhcp[0] == "isset ${43.70} || goto no_uuid"
+    url = scripts.embedded_chain_url_template(18080)
+    assert url == ("http://${next-server}:18080/api/v0/pxe/boot?uuid=${43.70}&buildarch=${buildarch}"
+                   "&platform=${platform}&manufacturer=${manufacturer}&product=${product}&serial=${serial}")
+    assert f"chain {url} && goto chained ||" in cmds
+    assert "iseq ${chain_tries} 4 && goto chain_failed ||" in cmds
+    # the error path: the exact line first, then the prompt, then exit 1
+    lines = text.splitlines()
+    at = lines.index(":no_uuid")
+    assert lines[at + 1] == f"echo {scripts.NO_UUID_LINE}"
+    assert lines[at + 2].startswith("prompt --key p --timeout 4000 Hit the p key to continue...")
+    assert lines[at + 3] == "exit 1"
+    assert scripts.NO_UUID_LINE == ("carbide-sandbox: no DHCP option 43.70 (machine uuid): the chain to "
+                                    "carbide-pxe cannot fire")
+    labels = set(re.findall(r"^:(\S+)$", text, re.M))
+    for target in re.findall(r"goto (\S+)", text):
+        assert target in labels, target
+    # chain is reached only through the isset line: no other chain, no uuid without 43.70
+    assert [c for c in cmds if c.startswith("chain ")] == [f"chain {url} && goto chained ||"]
+    assert "${uuid}" not in text
+
+
+def test_user_mode_script_never_waits_for_43_70() -> None:
+    assert "43.70" not in "\n".join(_commands(scripts.chain_script()))
+
+
+def test_embedded_script_as_ipxe_inspect_reads_it() -> None:
+    from runbook_lib import ipxe_inspect
+
+    text = scripts.embedded_chain_script()
+    assert ipxe_inspect.chain_urls(text) == [scripts.embedded_chain_url_template()]
+    blob = b"MZ" + b"\0" * 64 + text.encode() + b"\0" * 8 + b"#!ipxe\0"
+    e = ipxe_inspect.inspect_bytes(blob)
+    assert e.state == "embedded" and e.needs_43_70 is True and e.script == text
 
 
 def test_boot_script_uefi_chains_uki_bios_loads_kernel() -> None:
