@@ -281,7 +281,7 @@ class Builder:
             self.opts.ipxe_source, self.opts.carbide_root, self.cache,
             apt_probe=lambda: ipxe.probe_source(self.runner, self.cache, self.mirror), download=download)
         for a in res.attempts:
-            quiet = a.used or a.why.startswith("not tried") or a.why == "not given"
+            quiet = a.used or a.why.startswith(("not tried", "not given", "no carbide checkout"))
             self.runner.say((progress.info if quiet else progress.warn)(f"iPXE source: {a.source}: {a.why}"))
         if res.top is not None:
             missing = ipxe.env_ok_for_source()

@@ -152,13 +152,24 @@ def probe_source(runner: Runner, cache: Path, mirror: str) -> tuple[Path | None,
     work.mkdir(parents=True)
     rr = runner.run(apt.argv("source", "ipxe"), timeout=900, cwd=work, check=False)
     if not rr.ok:
-        reason = next((ln for ln in rr.tail if "404" in ln), "") or next(
-            (ln for ln in reversed(rr.tail) if ln.startswith("E:")), "")
-        return None, f"apt-get source ipxe failed: {reason.strip()[:200] or f'exit {rr.returncode}'}"
+        return None, apt_source_failure(rr.tail, rr.returncode)
     dirs = [d for d in work.iterdir() if d.is_dir() and (d / "src" / "Makefile").exists()]
     if not dirs:
         return None, "apt-get source ipxe produced no tree with src/Makefile"
     return dirs[0], ""
+
+
+def apt_source_failure(tail: list[str], returncode: int | None) -> str:
+    """Why `apt-get source` failed, in one line: the first file it could not fetch, and the answer."""
+    fetch = next((ln for ln in tail if ln.startswith("E: Failed to fetch ")), "")
+    if fetch:
+        m = re.match(r"E: Failed to fetch (\S+)\s+(.*?)(?:\s+\[IP:.*)?$", fetch)
+        if m:
+            answer = re.sub(r"\s+", " ", m.group(2)).strip()
+            return f"{answer} for {m.group(1).rsplit('/', 1)[-1]} (the mirror has no source tarball)"
+    line = next((ln for ln in tail if "404" in ln), "") or next(
+        (ln for ln in reversed(tail) if ln.startswith("E:")), "")
+    return f"failed: {line.strip()[:200] or f'exit {returncode}'}"
 
 
 def local_config() -> dict[str, str]:

@@ -92,3 +92,16 @@ def test_missing_features_reads_link_maps(tmp_path: Path) -> None:
         (tmp_path / f"{target}.tmp.map").write_text(" bin/blib.a(https.o)\n bin/blib.a(ping_cmd.o)\n")
     assert ipxe.missing_features(tmp_path, ["DOWNLOAD_PROTO_HTTPS", "PING_CMD"]) == {}
     assert ipxe.missing_features(tmp_path, ["NTP_CMD"]) == {"ipxe.efi": ["NTP_CMD"], "ipxe.kpxe": ["NTP_CMD"]}
+
+
+def test_apt_source_failure_names_the_file_and_the_answer() -> None:
+    tail = ["Err:1 http://deb.debian.org/debian bookworm/main ipxe 1.0.0+git-20190125.36a4c85-5.1 (tar)",
+            "  404  Not Found [IP: 203.0.113.80 80]",
+            "E: Failed to fetch http://deb.debian.org/debian/pool/main/i/ipxe/ipxe_1.0.0%2bgit-20190125.36a4c85"
+            ".orig.tar.xz  404  Not Found [IP: 203.0.113.80 80]",
+            "E: Failed to fetch some archives."]
+    assert ipxe.apt_source_failure(tail, 100) == (
+        "404 Not Found for ipxe_1.0.0%2bgit-20190125.36a4c85.orig.tar.xz (the mirror has no source tarball)")
+    assert ipxe.apt_source_failure(["E: Unable to find a source package for ipxe"], 100) == \
+        "failed: E: Unable to find a source package for ipxe"
+    assert ipxe.apt_source_failure([], 100) == "failed: exit 100"

@@ -141,3 +141,21 @@ def test_mkosi_tree_is_a_bookworm_cpio_with_networkd_and_finalize() -> None:
     assert "serial-getty@ttyS0.service" in finalize and "systemd-networkd.service" in finalize
     assert "depmod" in finalize
     assert os.access(root / "mkosi.finalize", os.X_OK)
+
+
+def test_embedded_messages_fit_seabios_80_columns() -> None:
+    """SeaBIOS's serial console wraps at 80 columns (seen at d7e58c5a): messages stay inside,
+    except the chain URL and the fixed no-43.70 line (89 characters; match its first 80)."""
+    values = {"${version}": "0.1.0+ipxe-d7e58c5a", "${platform}": "pcbios", "${buildarch}": "i386",
+              "${ip}": "192.168.240.100", "${next-server}": "192.168.240.1", "${dhcp_tries}": "5",
+              "${chain_tries}": "5", "${43.70}": "0f0c9e4e-3c1a-4c5e-9a57-0d0f2c8b6a11"}
+    text = scripts.embedded_chain_script()
+    for line in text.splitlines():
+        if not line.startswith("echo ") or line == f"echo {scripts.NO_UUID_LINE}" or "/api/v0/pxe/boot" in line:
+            continue
+        shown = line[5:]
+        for k, v in values.items():
+            shown = shown.replace(k, v)
+        assert len(shown) <= 80, shown
+    assert len(scripts.NO_UUID_LINE[:80]) == 80 and scripts.NO_UUID_LINE.startswith(
+        "carbide-sandbox: no DHCP option 43.70")
