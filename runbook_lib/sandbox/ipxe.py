@@ -276,8 +276,9 @@ def build_from_source(runner: Runner, res: Resolution, build_root: Path, script_
     state = _read_state(build_root)
     # iPXE's make creates every missing config/local/*.h empty (and rebuilds what includes it), so a
     # header is never deleted here: one the sandbox wrote before and no longer ships is emptied.
-    written = state.get("headers") if isinstance(state.get("headers"), list) else []
-    for name in written:  # type: ignore[union-attr]
+    earlier = state.get("headers")
+    written: list[object] = earlier if isinstance(earlier, list) else []
+    for name in written:
         if name not in headers:
             _write_if_changed(local / str(name), "")
     changed = [name for name, text in headers.items() if _write_if_changed(local / name, text)]
