@@ -122,7 +122,9 @@ def test_manifest_lists_kernel_and_systemd(built: dict) -> None:
 def test_ipxe_chain_script_and_provenance(built: dict) -> None:
     d = built["dir"]
     prov = json.loads((d / "ipxe.provenance.json").read_text())
-    url = chain_url_template(built["port"])
+    from runbook_lib.sandbox.scripts import embedded_chain_url_template
+    url = (chain_url_template(built["port"]) if prov["path"] == "prebuilt"
+           else embedded_chain_url_template(built["port"]))
     assert prov["chain_url"] == url
     if prov["path"] == "prebuilt":
         assert prov["version"].startswith("1.2") and "trixie" in prov["origin"]

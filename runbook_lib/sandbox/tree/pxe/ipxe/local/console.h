@@ -6,7 +6,8 @@
  * serial port, and SeaBIOS (QEMU with graphics=off) sends the BIOS text console
  * to it. CONSOLE_SERIAL (iPXE writing COM1 itself) is therefore NOT enabled: tried
  * at d7e58c5a, it printed every character twice ("ccaarrbbiiddee") under both
- * firmwares, which no log reader can follow. Carbide's own build leaves it off too.
+ * firmwares, which no log reader can follow. (Carbide's general.h does enable it, for
+ * its hardware; the sandbox's builds only ever boot under these two firmwares.)
  * On hardware whose firmware does not redirect its console, add here:
  *
  *     #define CONSOLE_SERIAL
