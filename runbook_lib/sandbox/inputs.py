@@ -12,18 +12,28 @@ import hmac
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 _SECRET_SALT = b"carbide-sandbox-input-v1"
 
 
-def tree_digest(root: Path) -> str:
-    """sha256 over every file below `root`: relative path, executable bit, content."""
+def tree_digest(root: Path, skip: Callable[[tuple[str, ...]], bool] | None = None) -> str:
+    """sha256 over every file below `root`: relative path, executable bit, content.
+
+    `skip(relative parts)` leaves out a file or a whole directory (build outputs, local config).
+    """
     h = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())
-    for p in files:
-        rel = p.relative_to(root).as_posix()
-        h.update(rel.encode() + b"\0")
+    entries: list[tuple[str, ...]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root).parts
+        keep = [d for d in dirnames if not (skip and skip(rel_dir + (d,)))]
+        # a symlink to a directory is an entry of its own (os.walk does not descend into it)
+        entries += [rel_dir + (d,) for d in keep if os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = [d for d in keep if not os.path.islink(os.path.join(dirpath, d))]
+        entries += [rel_dir + (f,) for f in filenames if not (skip and skip(rel_dir + (f,)))]
+    for rel in sorted(entries):
+        p = root.joinpath(*rel)
+        h.update("/".join(rel).encode() + b"\0")
         if p.is_symlink():
             h.update(b"L" + os.readlink(p).encode() + b"\0")
             continue

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
+from .inputs import tree_digest
 from .runner import EnvironmentProblem
 
 PINNED_COMMIT = "d7e58c5a812988c341ec4ad19f79faf067388d58"
@@ -251,25 +252,7 @@ def _skip(rel: tuple[str, ...]) -> bool:
 
 def source_digest(top: Path) -> str:
     """sha256 over ``src/`` (paths, modes, contents), without build outputs and config/local."""
-    h = hashlib.sha256()
-    src = top / "src"
-    for dirpath, dirnames, filenames in os.walk(src):
-        rel_dir = Path(dirpath).relative_to(src).parts
-        dirnames[:] = sorted(d for d in dirnames if not _skip(rel_dir + (d,)))
-        for name in sorted(filenames):
-            if rel_dir[:2] == ("config", "local"):
-                continue
-            p = Path(dirpath) / name
-            h.update("/".join(rel_dir + (name,)).encode() + b"\0")
-            if p.is_symlink():
-                h.update(b"L" + os.readlink(p).encode() + b"\0")
-                continue
-            h.update(b"X" if os.access(p, os.X_OK) else b"-")
-            with open(p, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-            h.update(b"\0")
-    return h.hexdigest()
+    return tree_digest(top / "src", _skip)
 
 
 def copy_ignore(src_root: Path) -> Callable[[str, list[str]], set[str]]:
