@@ -103,3 +103,13 @@ def pinned_ipxe_source() -> Path:
             pytest.fail(msg, pytrace=False)
         pytest.skip(msg)
     return path
+
+
+@pytest.fixture(scope="session")
+def needs_root() -> None:
+    """Network namespaces (the testnet) need root: skipped without it locally, a failure in CI."""
+    if os.geteuid() != 0:
+        msg = "the test network needs root (network namespaces)"
+        if in_ci():
+            pytest.fail(f"{msg} (CI=true: CI runs as root; a skip here would hide the test)", pytrace=False)
+        pytest.skip(msg)

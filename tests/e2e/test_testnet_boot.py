@@ -11,7 +11,6 @@ no namespace). Root only (network namespaces); about 8 minutes under TCG on 2 co
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
 from pathlib import Path
@@ -24,8 +23,6 @@ from runbook_lib.params import STEP3
 from runbook_lib.paths import artifacts_dir
 from runbook_lib.result import Status
 
-from ..conftest import in_ci
-
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_leftover_processes")]
 
 
@@ -35,11 +32,7 @@ def _namespaces() -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def art(tmp_path_factory: pytest.TempPathFactory, pinned_ipxe_source: Path) -> Path:
-    if os.geteuid() != 0:
-        if in_ci():
-            pytest.fail("the testnet needs root (network namespaces)")
-        pytest.skip("the testnet needs root (network namespaces)")
+def art(tmp_path_factory: pytest.TempPathFactory, pinned_ipxe_source: Path, needs_root: None) -> Path:
     from runbook_lib.sandbox import build
 
     workdir = tmp_path_factory.mktemp("testnet-sandbox")

@@ -45,15 +45,6 @@ env | grep -E '^(ip|siaddr|boot_file|opt43|vendor|serverid|router)=' > "$UDHCPC_
 
 
 @pytest.fixture
-def needs_root() -> None:
-    if os.geteuid() != 0:
-        msg = "the test network needs root (network namespaces)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{msg} (CI=true: CI runs as root; a skip here would hide the test)", pytrace=False)
-        pytest.skip(msg)
-
-
-@pytest.fixture
 def art(tmp_path: Path) -> Path:
     d = tmp_path / "art"
     d.mkdir()
