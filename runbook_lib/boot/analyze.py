@@ -55,7 +55,8 @@ MAX_LISTED = 50  # per list in the JSON
 # Detectors that are not catalogue entries: always scanned (never "done").
 _FETCH_OK = re.compile(rb"((?:tftp|https?|ftp|file):\S+?)\.{2,}\s*ok\b")
 _NBP_NAME = re.compile(rb"NBP filename is (\S+)")
-_BANNER = re.compile(rb"((?:iPXE|[Cc]arbide) initialising devices|SeaBIOS \(version|BdsDxe: loading (Boot\w+))")
+# iPXE's banner names its build (PRODUCT_SHORT_NAME): iPXE, carbide, carbide-sandbox ...
+_BANNER = re.compile(rb"([\w.-]+ initialising devices|SeaBIOS \(version|BdsDxe: loading (Boot\w+))")
 _KERNEL_START = re.compile(rb"(?:Linux version \d|EFI stub: )")
 _MENU = re.compile(rb"key to open \S+ menu")
 _NBP_LOADED = re.compile(rb"NBP file downloaded successfully|Downloading\.+\s*100%"

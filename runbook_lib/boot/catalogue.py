@@ -88,7 +88,7 @@ MILESTONES: tuple[Milestone, ...] = (
               (b"NBP file downloaded successfully", b"BdsDxe: starting Boot", b"Downloading."),
               "  NBP file downloaded successfully."),
     Milestone("ipxe_banner", "iPXE banner",
-              r"(?:iPXE|[Cc]arbide) initialising devices|iPXE \d+\.\d+\.\d+\S* -- Open Source"
+              r"[\w.-]+ initialising devices|iPXE \d+\.\d+\.\d+\S* -- Open Source"
               r"|-- Carbide Bare Metal provisioning",
               (b"initialising devices", b"iPXE ", b"Bare Metal provisioning"),
               "carbide initialising devices..."),
