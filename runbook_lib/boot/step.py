@@ -202,7 +202,9 @@ def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
                        accel=plan.accel, tcg_thread=p.get("tcg_thread", "multi"),
                        memory_mb=p["memory_mb"], cpus=p["cpus"], mac=p["mac"],
                        uuid=uuid, extra_args=p.get("extra_args", ""),
-                       nic_rom=path.nic_rom if path is not None else None)
+                       # BIOS always boots through the NIC's ROM (the PXE stage); UEFI only when
+                       # the boot path hands it the boot script (ipxe.efi needs 43.70 under user)
+                       nic_rom=True if path is not None and path.nic_rom else None)
     net: tn.TestNet | None = None
     host = "127.0.0.1"
     if p["network"] == "bridge":
