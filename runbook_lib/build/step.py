@@ -408,8 +408,13 @@ def _param(p: Mapping[str, Any] | Any, name: str, default: Any) -> Any:
         return default
 
 
+_PROVENANCE_FIRST = ("path", "version", "origin", "embedded_script", "compiled_objects")
+
+
 def _provenance_line(d: Mapping[str, Any]) -> str:
-    bits = [f"{k}={v}" for k, v in d.items() if isinstance(v, (str, int, float)) and len(str(v)) < 80]
+    """The provenance in one bounded line, the fields that say how iPXE was made first."""
+    keys = [k for k in _PROVENANCE_FIRST if k in d] + [k for k in d if k not in _PROVENANCE_FIRST]
+    bits = [f"{k}={d[k]}" for k in keys if isinstance(d[k], (str, int, float)) and len(str(d[k])) < 80]
     return ", ".join(bits)[:300]
 
 
