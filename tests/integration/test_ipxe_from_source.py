@@ -26,7 +26,6 @@ pytestmark = [pytest.mark.integration,
               pytest.mark.needs_tool("perl", "iPXE's build scripts are perl")]
 
 REPO = Path(__file__).resolve().parents[2]
-TARBALL = REPO.parent / "shared" / "data" / f"ipxe-{PINNED_COMMIT}.tar.gz"
 DEB_CACHE = Path.home() / ".cache" / "carbide-runbooks" / "ipxe-deb"
 CARBIDE_EFI = Path("/tmp/corpus-carbide/tftp/ipxe.efi")  # carbide's own build, never committed
 QEMU_ROM = Path("/usr/lib/ipxe/qemu/pxe-virtio.rom")
@@ -41,9 +40,9 @@ def _need(path: Path, why: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def built(tmp_path_factory: pytest.TempPathFactory, pinned_ipxe_source: Path) -> dict:
     """One cold build through the CLI, with a private cache and workdir."""
-    _need(TARBALL, "the pinned iPXE source (see ../shared/data/README.md)")
+    TARBALL = pinned_ipxe_source  # noqa: N806 (the conftest fixture finds ../shared/data)
     tmp = tmp_path_factory.mktemp("ipxe-src")
     xdg, wd = tmp / "xdg", tmp / "wd"
     argv = [sys.executable, "-m", "runbook_lib.sandbox", "build", "--task", IPXE_TASK, "--workdir", str(wd),
@@ -51,7 +50,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     env = {"XDG_CACHE_HOME": str(xdg), "PYTHONPATH": str(REPO)}
     rr = shell.run(argv, timeout=1800, cwd=REPO, env=env, log_path=tmp / "cli.log")
     dest = paths.artifacts_dir(wd, "x86_64")
-    return {"rr": rr, "dest": dest, "cache": xdg / "carbide-runbooks", "wd": wd, "log": tmp / "cli.log"}
+    return {"rr": rr, "dest": dest, "cache": xdg / "carbide-runbooks", "wd": wd, "log": tmp / "cli.log",
+            "tarball": TARBALL}
 
 
 def test_cold_build_from_the_pinned_tarball(built: dict) -> None:
@@ -62,6 +62,7 @@ def test_cold_build_from_the_pinned_tarball(built: dict) -> None:
         assert (dest / name).stat().st_size > 64 * 1024, name
     assert not (dest / "autoexec.ipxe").exists()  # carbide never writes one; neither does this path
     prov = json.loads((dest / PROVENANCE_FILE).read_text())
+    TARBALL = built["tarball"]  # noqa: N806
     assert prov["path"] == "source" and prov["origin"] == str(TARBALL)
     assert prov["source_kind"] == "ipxe_source" and prov["source_sha256"] == PINNED_SHA256
     assert prov["version"] == f"commit {PINNED_COMMIT}"
@@ -92,7 +93,7 @@ def test_the_script_is_found_in_both_binaries(built: dict) -> None:
 
 def test_a_second_build_compiles_nothing(built: dict) -> None:
     assert built["rr"].ok
-    kw = {"workdir": built["wd"], "cache": built["cache"], "ipxe_source": TARBALL, "download": False}
+    kw = {"workdir": built["wd"], "cache": built["cache"], "ipxe_source": built["tarball"], "download": False}
     again = build(IPXE_TASK, **kw)
     assert again.status is Status.PASS, again
     assert again.details["ipxe_build"] == {"action": "up-to-date", "make_ran": False, "compiled_objects": 0}
