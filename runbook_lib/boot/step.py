@@ -318,7 +318,9 @@ def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
     if path is not None and path.exercised and run.analysis is not None:
         run.notes.append(f"exercised: {', '.join(path.exercised)}")
     if net is not None:
-        run.notes += dhcp_evidence(run)
+        evidence = dhcp_evidence(run)
+        # a failed boot's summary shows its first note: there, what the DHCP log says comes first
+        run.notes = evidence + run.notes if run.status is not Status.PASS else run.notes + evidence
     return run
 
 
