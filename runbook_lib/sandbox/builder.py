@@ -197,7 +197,7 @@ def _source_identity(src: Path | None) -> str | None:
         return None
     try:
         if src.is_file():
-            return "tarball-" + ipxe_source.file_sha256(src)
+            return "tarball-" + inputs.file_digest(src)
         if (src / "src").is_dir():
             return "tree-" + ipxe_source.source_digest(src)
     except OSError as exc:

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from .inputs import tree_digest
+from .inputs import file_digest, tree_digest
 from .runner import EnvironmentProblem
 
 PINNED_COMMIT = "d7e58c5a812988c341ec4ad19f79faf067388d58"
@@ -97,7 +97,7 @@ def resolve(ipxe_source: Path | None, carbide_root: Path | None, cache: Path, *,
     else:
         top, how = given_source(ipxe_source, cache)
         if how.startswith("tarball"):
-            res.sha256 = file_sha256(ipxe_source)
+            res.sha256 = file_digest(ipxe_source)
             res.key = "tarball-" + res.sha256
         _fill(res, top, GIVEN, ipxe_source)
         attempts.append(Attempt(GIVEN, True, f"used: {how}"))
@@ -173,20 +173,12 @@ def given_source(path: Path, cache: Path) -> tuple[Path, str]:
         return path, f"directory {path}"
     if is_tarball(path):
         top = extract_tarball(path, cache)
-        return top, f"tarball {path} (sha256 {file_sha256(path)[:12]}, extracted to {top})"
+        return top, f"tarball {path} (sha256 {file_digest(path)[:12]}, extracted to {top})"
     raise EnvironmentProblem(f"ipxe_source {str(path)!r} is neither a directory nor a tarball "
                              f"({', '.join(TARBALL_SUFFIXES)})", fix)
 
 
 # ---- tarballs --------------------------------------------------------------------------------
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _check_members(tf: tarfile.TarFile, name: str) -> str:
     """The single top folder of the archive; raises on anything that would leave it."""
     tops: set[str] = set()
@@ -207,7 +199,7 @@ def _check_members(tf: tarfile.TarFile, name: str) -> str:
 
 def extract_tarball(tarball: Path, cache: Path) -> Path:
     """Extract `tarball` once into ``<cache>/ipxe-src-tar/<sha256[:16]>``; the top folder holding src/."""
-    sha = file_sha256(tarball)
+    sha = file_digest(tarball)
     dest = cache / "ipxe-src-tar" / sha[:16]
     done = dest / ".complete.json"
     if done.is_file():
@@ -327,7 +319,7 @@ def download_pinned(cache: Path, url: str = PINNED_URL, sha256: str = PINNED_SHA
     name = url.rsplit("/", 1)[-1]
     dest = cache / "ipxe-download" / f"ipxe-{name}"
     label = f"{url}"
-    if dest.is_file() and file_sha256(dest) == sha256:
+    if dest.is_file() and file_digest(dest) == sha256:
         return dest, f"{dest} (downloaded earlier, sha256 verified)"
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + f".part-{os.getpid()}")
