@@ -161,6 +161,12 @@ STEP1 = NotebookSpec(
     params=(
         Param("mode", str, "sandbox", "what step 2 will build: the embedded sandbox, or a carbide checkout",
               choices=("sandbox", "carbide")),
+        Param("carbide_root_dir", str, "", "carbide checkout step 2 will build (implies mode carbide): its git "
+              "state, submodules, which mkosi it runs and every tool its build plan calls are checked"),
+        Param("task", str, "", "carbide mode: the task(s) step 2 will run (empty = build-boot-artifacts-<arch>, "
+              "resolved like step 2)", pattern=r"[A-Za-z0-9_.:-]+([ ,]+[A-Za-z0-9_.:-]+)*"),
+        Param("arch", str, "x86_64", "carbide mode: the architecture step 2 will build",
+              choices=("x86_64", "aarch64")),
         Param("install_missing", bool, False, "install missing Debian packages in one apt transaction"),
         Param("dry_run", bool, False, "print the install command instead of running it"),
         Param("want_bridge", bool, False, "also check bridge networking (qemu-bridge-helper, bridge.conf, dnsmasq)"),
