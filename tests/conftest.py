@@ -113,3 +113,36 @@ def needs_root() -> None:
         if in_ci():
             pytest.fail(f"{msg} (CI=true: CI runs as root; a skip here would hide the test)", pytrace=False)
         pytest.skip(msg)
+
+
+def _load_checkout_factory():
+    """tests/fixtures/carbide_tree/checkout.py, loaded by path (fixture dirs are not packages)."""
+    import importlib.util
+    import sys
+
+    name = "carbide_tree_checkout_factory"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(
+        name, REPO / "tests" / "fixtures" / "carbide_tree" / "checkout.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def carbide_checkout(tmp_path_factory):
+    """A callable ``(**opts) -> Path``: a fresh carbide-like git checkout with real submodules.
+
+    Options as ``make_checkout`` in tests/fixtures/carbide_tree/checkout.py: submodules
+    ("init" | "missing" | "wrong_commit"), tags, dirty, mkosi_version, toolchain,
+    makefile_extra_tasks. Each call builds in its own new temporary directory.
+    """
+    factory = _load_checkout_factory()
+
+    def make(**opts):
+        return factory.make_checkout(tmp_path_factory.mktemp("carbide_checkout"), **opts)
+
+    return make
