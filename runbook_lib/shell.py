@@ -478,8 +478,10 @@ def spawn(
     stamp: bool = False,
     stdin: int | None = subprocess.DEVNULL,
     pass_fds: Iterable[int] = (),
+    stderr_path: str | os.PathLike[str] | None = None,
 ) -> Proc:
-    """Start a child in its own process group; stdout+stderr are pumped line by line."""
+    """Start a child in its own process group; stdout+stderr are pumped line by line
+    (stderr goes to `stderr_path` instead when given: for output that must stay apart)."""
     full = build_argv(argv, elevate)
     if shutil.which(full[0]) is None and not os.path.exists(full[0]):
         raise CommandNotFound(full[0])
@@ -492,16 +494,21 @@ def spawn(
     if env is not None:
         merged_env = dict(os.environ)
         merged_env.update(env)
-    popen = subprocess.Popen(
-        full,
-        cwd=cwd,
-        env=merged_env,
-        stdin=stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        pass_fds=tuple(pass_fds),
-    )
+    err_fh = open(stderr_path, "wb") if stderr_path else None
+    try:
+        popen = subprocess.Popen(
+            full,
+            cwd=cwd,
+            env=merged_env,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=err_fh if err_fh else subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=tuple(pass_fds),
+        )
+    finally:
+        if err_fh:
+            err_fh.close()
     return Proc(full, popen, lp, on_line, tail_lines, stamp)
 
 
@@ -519,6 +526,7 @@ def run(
     check: bool = False,
     stop_grace: float = STOP_GRACE_S,
     input: str | bytes | None = None,  # noqa: A002 (as in subprocess.run)
+    stderr_path: str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Run to completion (or timeout) and return what happened.
 
@@ -538,7 +546,8 @@ def run(
     t0 = time.monotonic()
     proc = spawn(argv, log_path=log_path, cwd=cwd, env=env, elevate=elevate,
                  on_line=on_line, tail_lines=tail_lines,
-                 stdin=subprocess.DEVNULL if input is None else subprocess.PIPE)
+                 stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
+                 stderr_path=stderr_path)
     if input is not None:
         _feed_stdin(proc, input.encode() if isinstance(input, str) else input)
     timed_out = interrupted = False
@@ -579,9 +588,11 @@ def _feed_stdin(proc: Proc, data: bytes) -> None:
 
 
 def capture(argv: Sequence[str | os.PathLike[str]], *, timeout: float = 30.0,
-            cwd: str | os.PathLike[str] | None = None) -> RunResult:
-    """Short query commands (versions, probes): output kept in memory only."""
-    return run(argv, timeout=timeout, cwd=cwd, tail_lines=2000)
+            cwd: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None,
+            stderr_path: str | os.PathLike[str] | None = None) -> RunResult:
+    """Short query commands (versions, probes): output kept in memory only (stderr merged, or
+    written to `stderr_path`)."""
+    return run(argv, timeout=timeout, cwd=cwd, env=env, tail_lines=2000, stderr_path=stderr_path)
 
 
 import atexit  # noqa: E402

@@ -82,6 +82,7 @@ class TaskDef:
     command: str | None = None
     args: list[str] = field(default_factory=list)
     script: list[str] = field(default_factory=list)
+    script_runner: str = ""  # "@duckscript", "@shell", "@rust", a program; empty = the default shell
     cwd: str | None = None
     description: str = ""
     category: str = ""
@@ -109,6 +110,7 @@ class Makefile:
     path: Path
     tasks: dict[str, TaskDef]
     env: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # the `[config]` table (min_version, ...)
 
     def __contains__(self, name: str) -> bool:
         return name in self.tasks
@@ -176,6 +178,7 @@ def _parse_task(name: str, raw: Mapping[str, Any]) -> TaskDef:
         command=str(raw["command"]) if raw.get("command") else None,
         args=[str(a) for a in _as_list(raw.get("args"))],
         script=_script_lines(raw.get("script")),
+        script_runner=str(raw.get("script_runner", "")),
         cwd=str(raw["cwd"]) if raw.get("cwd") else None,
         description=str(raw.get("description", "")),
         category=str(raw.get("category", "")),
@@ -200,6 +203,7 @@ def load(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ()) -> Makefile
         raise MakefileError(f"{p} is not valid TOML: {exc}") from None
     tasks: dict[str, TaskDef] = {}
     env: dict[str, Any] = {}
+    config: dict[str, Any] = {}
     ext = data.get("extend")
     if ext:
         ext_path = ext.get("path") if isinstance(ext, dict) else ext
@@ -207,7 +211,10 @@ def load(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ()) -> Makefile
             base = load(p.parent / str(ext_path), _seen + (p,))
             tasks.update(base.tasks)
             env.update(base.env)
+            config.update(base.config)
     env.update(data.get("env", {}) or {})
+    if isinstance(data.get("config"), dict):
+        config.update(data["config"])
     raw_tasks = data.get("tasks", {}) or {}
     if not isinstance(raw_tasks, dict):
         raise MakefileError(f"{p}: [tasks] is not a table")
@@ -215,7 +222,7 @@ def load(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ()) -> Makefile
         if not isinstance(raw, dict):
             raise MakefileError(f"{p}: [tasks.{name}] is not a table")
         tasks[name] = _parse_task(name, raw)
-    return Makefile(p, tasks, env)
+    return Makefile(p, tasks, env, config)
 
 
 # ---- conditions -------------------------------------------------------------------------
