@@ -255,8 +255,15 @@ def cmd_tools(args: argparse.Namespace) -> int:
         if outcome.status is not Status.PASS:
             print(f"  command: {outcome.command}")
         return outcome.status.exit_code
-    result = tools.run_step1(mode=args.mode, want_bridge=args.bridge, want_tpm=True, on_line=echo)
-    print(result.tables["tools"].to_string(index=False))
+    result = tools.run_step1(mode=args.mode, want_bridge=args.bridge, want_tpm=True, on_line=echo,
+                             carbide_root_dir=args.tree or "", task=args.task or "", arch=args.arch)
+    import pandas as pd
+
+    with pd.option_context("display.max_colwidth", 90, "display.width", 250):
+        print(result.tables["tools"].to_string(index=False))
+        if "your tree" in result.tables:
+            print(f"\nyour tree ({args.tree}):")
+            print(result.tables["your tree"].to_string(index=False))
     print(result)
     return result.status.exit_code
 
@@ -294,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("sandbox", "carbide"), default="sandbox")
     p.add_argument("--bridge", action="store_true", help="include bridge networking tools")
     p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--tree", metavar="DIR", help="a carbide checkout: check its git state, submodules, "
+                   "which mkosi it runs and every program its build plan calls (implies --mode carbide)")
+    p.add_argument("--task", help="with --tree: the task(s) step 2 will run (default "
+                   "build-boot-artifacts-<arch>)")
+    p.add_argument("--arch", default="x86_64", choices=("x86_64", "aarch64"))
     p.set_defaults(func=cmd_tools)
 
     for module in ("runbook_lib.sandbox.cli", "runbook_lib.build.cli", "runbook_lib.boot.cli"):

@@ -83,6 +83,7 @@ class ToolReport:
     checks: list[Check]
     mode: str
     platform: Platform
+    tree: Any = None  # build.checkout.TreeReport when a carbide checkout was given
 
     def frame(self) -> Any:
         import pandas as pd
@@ -104,15 +105,42 @@ class ToolReport:
 
 def check_tools(mode: str = "sandbox", want_bridge: bool = False, want_tpm: bool = True,
                 workdir: Path | None = None, min_free_gb: float = 5.0,
-                platform: Platform | None = None) -> ToolReport:
+                platform: Platform | None = None, tree: str = "", tasks: list[str] | None = None,
+                arch: str = "x86_64") -> ToolReport:
+    """The registry's rows; with `tree` (a carbide checkout) also the tree's own checks, run
+    concurrently with them (build.checkout.check_tree)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     plat = platform or Platform.detect()
+    if tree:
+        mode = "carbide"
     checks = [plat.check()]
     needs = Needs(mode=mode, bridge=want_bridge, tpm=want_tpm)
-    for spec, required in for_step(TOOLS, needs):
-        checks.append(check_one(spec, required))
+    tree_report = None
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        f_tree = None
+        if tree:
+            from .build.checkout import check_tree
+            f_tree = pool.submit(check_tree, tree, tasks or None, arch)
+        rows = list(pool.map(lambda sr: check_one(*sr), for_step(TOOLS, needs)))
+        if f_tree is not None:
+            tree_report = f_tree.result()
+    checks += rows
+    if tree_report is not None and tree_report.mkosi_pinned:
+        checks = [_not_used_by_tree(c, tree_report.mkosi_pinned) for c in checks]
     from .paths import sandbox_workdir
     checks.append(check_disk(workdir or sandbox_workdir(), min_free_gb))
-    return ToolReport(checks, mode, plat)
+    return ToolReport(checks, mode, plat, tree_report)
+
+
+def _not_used_by_tree(c: Check, pinned: str) -> Check:
+    """The distribution's mkosi (and debootstrap, which only mkosi <= 14 uses) are not what a tree
+    that pins its own mkosi runs: shown, not required."""
+    if c.tool not in ("mkosi", "debootstrap"):
+        return c
+    from dataclasses import replace
+    note = f"not used by this tree: its build runs {pinned}"
+    return replace(c, required=False, found=f"{c.found}; {note}" if c.found else note)
 
 
 @dataclass
@@ -215,16 +243,24 @@ def _summarize(report: ToolReport, install: InstallOutcome | None = None,
         accel_note = "; KVM usable" if kvm.status == "ok" else "; KVM unusable, boots will use TCG"
     tables = {"tools before install": before.frame()} if before is not None else {}
     tables["tools"] = df
+    tree = report.tree
+    if tree is not None:
+        tables["your tree"] = tree.frame()
+        if tree.submodules:
+            tables["submodules"] = tree.submodule_frame()
     common: dict[str, Any] = dict(tables=tables)
+    if tree is not None:
+        common["details"] = {"tree": tree.to_dict()}
     if install and install.log_path:
         common["logs"] = {"apt": install.log_path}
     if install and install.status != Status.PASS:
+        common.setdefault("details", {})["install_command"] = install.command
         return Step1Result(RUN_PART, install.status, install.message,
                            cause=install.apt_message or install.message,
                            fix=(f"check the package name and the apt sources, then run: {install.command}"
                                 if install.status == Status.FAIL else
                                 "fix the environment as stated, then re-run this step"),
-                           details={"install_command": install.command}, **common)
+                           **common)
     if not report.platform.apt and missing:
         return Step1Result(RUN_PART, Status.ERROR, "no apt-get on this host",
                            cause=f"{report.platform.distro}: not a Debian/Ubuntu host",
@@ -245,20 +281,45 @@ def _summarize(report: ToolReport, install: InstallOutcome | None = None,
     installed = f"; installed {', '.join(install.packages)}" if install and install.ran else ""
     if install and not install.ran and install.command:
         installed = f"; dry run, would run: {install.command}"
+    common.setdefault("details", {})["install_command"] = install.command if install else ""
+    if tree is not None and not tree.ready:
+        first = tree.first_unmet()
+        unmet = tree.unmet
+        cause = tree.error or (f"{first.tool}: {first.status} ({first.found or 'not found'})" if first else "")
+        return Step1Result(RUN_PART, Status.FAIL,
+                           f"the tools are ready, your tree is not: {len(unmet)} problem(s) in {tree.root}: "
+                           + ", ".join(c.tool for c in unmet[:6]) + (" ..." if len(unmet) > 6 else ""),
+                           cause=cause, fix=_tree_fix(unmet) if unmet else "see the table \"your tree\"",
+                           **common)
+    tree_note = f"; tree {tree.summary()}" if tree is not None else ""
     return Step1Result(RUN_PART, Status.PASS,
-                       f"all {total_req} required tools ok for mode {report.mode}{installed}{accel_note}",
-                       details={"install_command": install.command if install else ""}, **common)
+                       f"all {total_req} required tools ok for mode {report.mode}{installed}{accel_note}"
+                       f"{tree_note}", **common)
+
+
+def _tree_fix(unmet: list[Check]) -> str:
+    """The fixes of the tree's unmet rows, each once, in order (submodule fixes are one command)."""
+    out: list[str] = []
+    for c in unmet:
+        if c.fix and c.fix not in out:
+            out.append(c.fix)
+    return "; then ".join(out[:4])
 
 
 def run_step1(mode: str = "sandbox", install_missing: bool = False, dry_run: bool = False,
               want_bridge: bool = False, want_tpm: bool = True, workdir: str = "",
               min_free_gb: float = 5.0, log_dir: Path | None = None,
               on_line: Callable[[str], None] | None = None,
-              platform: Platform | None = None) -> Step1Result:
-    """Check, optionally install what is missing in one apt transaction, re-check."""
+              platform: Platform | None = None, carbide_root_dir: str = "", task: str = "",
+              arch: str = "x86_64") -> Step1Result:
+    """Check, optionally install what is missing in one apt transaction, re-check.
+
+    With `carbide_root_dir` the checkout step 2 will build is checked too (mode carbide)."""
+    from .build.target import split_tasks
     from .paths import sandbox_workdir
     wd = sandbox_workdir(workdir or None)
-    report = check_tools(mode, want_bridge, want_tpm, wd, min_free_gb, platform)
+    tree_args = dict(tree=carbide_root_dir, tasks=split_tasks(task) or None, arch=arch)
+    report = check_tools(mode, want_bridge, want_tpm, wd, min_free_gb, platform, **tree_args)
     if not (install_missing or dry_run):
         return summarize(report)
     pkgs = report.installable_packages()
@@ -269,7 +330,7 @@ def run_step1(mode: str = "sandbox", install_missing: bool = False, dry_run: boo
                                platform=report.platform)
     if outcome.status != Status.PASS or dry_run:
         return summarize(report, outcome)
-    after = check_tools(mode, want_bridge, want_tpm, wd, min_free_gb, platform)
+    after = check_tools(mode, want_bridge, want_tpm, wd, min_free_gb, platform, **tree_args)
     return summarize(after, outcome, before=report)
 
 
@@ -313,7 +374,8 @@ class ToolsStep(Step):
 
     def needs(self) -> Needs:
         p = self.params
-        return Needs(mode=p["mode"], bridge=p["want_bridge"], tpm=p["want_tpm"])
+        mode = "carbide" if p.get("carbide_root_dir") else p["mode"]
+        return Needs(mode=mode, bridge=p["want_bridge"], tpm=p["want_tpm"])
 
     def _preflight(self) -> StepResult:
         plat = self.platform
@@ -328,7 +390,8 @@ class ToolsStep(Step):
         return run_step1(mode=p["mode"], install_missing=p["install_missing"], dry_run=p["dry_run"],
                          want_bridge=p["want_bridge"], want_tpm=p["want_tpm"], workdir=p["workdir"],
                          min_free_gb=p["min_free_gb"], log_dir=self.log_dir, on_line=self.on_line,
-                         platform=self.platform)
+                         platform=self.platform, carbide_root_dir=p.get("carbide_root_dir", ""),
+                         task=p.get("task", ""), arch=p.get("arch", "x86_64"))
 
     def checklist(self) -> Any:
         """The required tools and whether each is usable: the same on any host that has them

@@ -23,6 +23,7 @@ from ..step import Step, state_dir as tree_state_dir
 from . import artifacts as art
 from . import manifest as mani
 from . import ownership as own
+from .checkout import TreeReport, check_tree
 from .classify import DEFAULT_CI_ONLY_PATTERN, Verdict, classify
 from .driver import RunOutcome, execute
 from .makefile import artifact_names
@@ -30,7 +31,6 @@ from .render import BuildResult
 from .target import AARCH64_NOTE, Target, TargetError, resolve
 
 STEP = "step 2: build"
-PINNED_MKOSI = Path("pxe/mkosi/bin/mkosi")
 
 
 class BuildStep(Step):
@@ -74,17 +74,38 @@ class BuildStep(Step):
             return self.error
         t = self.target
         checks = self._check_requirements(t)
+        tree = self._check_tree(t)
         unmet = reqs.first_unmet(checks)
         notes = [*t.notes, *t.plan.notes]
         details = {"target": t.to_dict(), "plan": t.plan.to_dict(),
                    "commands": [redact(shell.quote(c)) for c in
                                 t.commands(self.params["force"], self.params["root_password"])]}
         tables = {"plan": t.plan.table(), "requirements": reqs.frame(checks)}
+        if tree is not None:
+            tables["your tree"] = tree.frame()
+            details["tree"] = tree.to_dict()
+            notes.append(f"tree: {tree.summary()}" + (f"; mkosi: {tree.mkosi}" if tree.mkosi else ""))
         if unmet is not None:
             cause, fix = reqs.unmet(unmet)
             self.error = BuildResult(self.part_title("pre-flight"), Status.ERROR, "the build tools are not ready",
                                      cause=cause, fix=fix, details=details,
                                      tables=tables, notes=tuple(notes))
+            return self.error
+        if tree is not None and not tree.ready:
+            bad = tree.unmet
+            first = bad[0] if bad else None
+            cause = tree.error or (f"{first.tool}: {first.status} ({first.found or 'not found'})" if first else "")
+            fixes: list[str] = []
+            for c in bad:
+                if c.fix and c.fix not in fixes:
+                    fixes.append(c.fix)
+            self.error = BuildResult(
+                self.part_title("pre-flight"), Status.ERROR,
+                f"the checkout is not ready for {' && '.join(t.tasks)}: "
+                + ", ".join(c.tool for c in bad[:5]) + (" ..." if len(bad) > 5 else "")
+                + " (nothing was started)",
+                cause=cause, fix="; then ".join(fixes[:4]) or "see the table \"your tree\"",
+                details=details, tables=tables, notes=tuple(notes))
             return self.error
         cmds = details["commands"]
         what = (f"{len(t.plan.steps)} task(s) from {t.plan.source}" if t.plan.steps
@@ -101,23 +122,29 @@ class BuildStep(Step):
     def _check_requirements(self, t: Target) -> list[reqs.Check]:
         """The registry's build requirements; missing ones are the environment's fault (ERROR).
 
-        A tree that pins its own mkosi (``pxe/mkosi/bin/mkosi``) does not need the distribution's.
-        Building only directories (aarch64 on an x86_64 host) needs nothing.
+        For a carbide checkout the tree decides which mkosi runs (:meth:`_check_tree`): the
+        distribution's mkosi/debootstrap and the registry's cargo-make row give way to the tree's
+        rows. Building only directories (aarch64 on an x86_64 host) needs nothing.
         """
         self._versions = []
         if t.only_dirs:
             return []
         checks = []
         for req, required in self.requires():
-            if req.name == "mkosi" and (t.root / PINNED_MKOSI).exists():
-                checks.append(reqs.Check(req.name, req.needed_for, required, "ok",
-                                         found=f"{t.root / PINNED_MKOSI} (pinned by the tree)"))
+            if t.kind == "carbide" and req.name in ("mkosi", "debootstrap", "cargo-make"):
                 continue
-            c = reqs.check_one(req, required)
-            if req.name == "cargo-make" and c.ok:
-                self._versions.append(f"cargo-make: {c.found}")
-            checks.append(c)
+            checks.append(reqs.check_one(req, required))
         return checks
+
+    def _check_tree(self, t: Target) -> "TreeReport | None":
+        """A carbide checkout's own checks for the tasks this build runs (the same as step 1's)."""
+        if t.kind != "carbide" or t.only_dirs or t.makefile is None:
+            return None
+        tree = check_tree(t.root, t.tasks, t.arch, makefile=t.makefile)
+        cm = next((c for c in tree.checks if c.tool == "cargo-make" and c.ok), None)
+        if cm is not None:
+            self._versions.append(f"cargo-make: {cm.found}")
+        return tree
 
     # ---- run ----------------------------------------------------------------------------
     def _run(self) -> StepResult:

@@ -164,6 +164,7 @@ def test_not_a_carbide_tree_is_an_error_naming_the_path(tmp_path):
 def test_timeout_kills_the_whole_build(tmp_path, stand_in):
     root = tmp_path / "slow"
     (root / "pxe").mkdir(parents=True)
+    (root / "Cargo.toml").write_text('[workspace]\nmembers = []\n')  # a carbide checkout's root
     (root / "pxe" / "Makefile.toml").write_text(
         '[tasks.build-boot-artifacts-x86_64]\ndependencies = ["hang"]\n'
         '[tasks.hang]\nscript = "sleep 300 # build-timeout-marker"\n')
@@ -189,6 +190,7 @@ def test_timeout_gives_the_builder_time_to_clean_up(tmp_path, stand_in):
     (root / "pxe").mkdir(parents=True)
     script = (f"trap 'echo cleaning up; sleep 5; echo done > {marker}; exit 3' TERM\n"
               "echo building\nsleep 300 &\nwait\n")
+    (root / "Cargo.toml").write_text('[workspace]\nmembers = []\n')  # a carbide checkout's root
     (root / "pxe" / "Makefile.toml").write_text(
         '[tasks.build-boot-artifacts-x86_64]\ndependencies = ["hang"]\n'
         f"[tasks.hang]\nscript = '''\n{script}'''\n")

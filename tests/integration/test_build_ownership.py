@@ -57,6 +57,7 @@ def test_ownership_step_reports_the_command(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{FIXTURES / 'bin'}{os.pathsep}{os.environ['PATH']}")
     root = tmp_path / "tree"
     (root / "pxe").mkdir(parents=True)
+    (root / "Cargo.toml").write_text((FIXTURES / "docs_era" / "Cargo.toml").read_text())
     (root / "pxe" / "Makefile.toml").write_text((FIXTURES / "docs_era" / "pxe" / "Makefile.toml").read_text())
     root_owned_static(root)
     s = BuildStep({"carbide_root_dir": str(root), "chown_user": "nobody"}, log_dir=tmp_path / "logs")
