@@ -94,7 +94,12 @@ class ToolReport:
         return [c for c in self.checks if c.required and c.status != "ok"]
 
     def installable_packages(self, selected: Iterable[str] | None = None) -> list[str]:
+        """Missing Debian packages: the registry's, and those the tree's build needs (required rows
+        whose package this machine's apt sources can install)."""
         pkgs = [c.package for c in self.checks if c.installable and c.package]
+        if self.tree is not None:
+            pkgs += [c.package for c in self.tree.checks
+                     if c.required and c.installable and c.package and "no install candidate" not in c.fix]
         chosen = set(selected) if selected is not None else None
         out: list[str] = []
         for p in pkgs:
@@ -283,27 +288,14 @@ def _summarize(report: ToolReport, install: InstallOutcome | None = None,
         installed = f"; dry run, would run: {install.command}"
     common.setdefault("details", {})["install_command"] = install.command if install else ""
     if tree is not None and not tree.ready:
-        first = tree.first_unmet()
-        unmet = tree.unmet
-        cause = tree.error or (f"{first.tool}: {first.status} ({first.found or 'not found'})" if first else "")
         return Step1Result(RUN_PART, Status.FAIL,
-                           f"the tools are ready, your tree is not: {len(unmet)} problem(s) in {tree.root}: "
-                           + ", ".join(c.tool for c in unmet[:6]) + (" ..." if len(unmet) > 6 else ""),
-                           cause=cause, fix=_tree_fix(unmet) if unmet else "see the table \"your tree\"",
-                           **common)
+                           f"the tools are ready, your tree is not: {len(tree.unmet)} problem(s) in "
+                           f"{tree.root}: {tree.problems()}",
+                           cause=tree.cause(), fix=tree.fix(), **common)
     tree_note = f"; tree {tree.summary()}" if tree is not None else ""
     return Step1Result(RUN_PART, Status.PASS,
                        f"all {total_req} required tools ok for mode {report.mode}{installed}{accel_note}"
                        f"{tree_note}", **common)
-
-
-def _tree_fix(unmet: list[Check]) -> str:
-    """The fixes of the tree's unmet rows, each once, in order (submodule fixes are one command)."""
-    out: list[str] = []
-    for c in unmet:
-        if c.fix and c.fix not in out:
-            out.append(c.fix)
-    return "; then ".join(out[:4])
 
 
 def run_step1(mode: str = "sandbox", install_missing: bool = False, dry_run: bool = False,

@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 
 # Test-only Debian packages (the runbooks themselves do not need them): the real cargo that the
 # fixture carbide trees run `cargo make` through, and sudo for the elevation tests (a real
-# non-root user), busybox for udhcpc (the testnet's DHCP client in its integration test). Installed only when dpkg says they are missing; under CI=true a test whose
+# non-root user), busybox for udhcpc (the testnet's DHCP client in its integration test),
+# dpkg-dev for dpkg-scanpackages (the fixture carbide checkout's apt-repo task calls it, as
+# carbide's does, so a "ready" checkout needs it). Installed only when dpkg says they are missing; under CI=true a test whose
 # tool is missing fails instead of skipping, so this list must stay complete.
-TEST_PACKAGES=(cargo sudo busybox)
+TEST_PACKAGES=(cargo sudo busybox dpkg-dev)
 missing=()
 for pkg in "${TEST_PACKAGES[@]}"; do
     if [ "$(dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then

@@ -65,6 +65,29 @@ class TreeReport:
     def first_unmet(self) -> reqs.Check | None:
         return next(iter(self.unmet), None)
 
+    def cause(self) -> str:
+        """The first thing wrong, as a pre-flight cause."""
+        first = self.first_unmet()
+        if self.error:
+            return self.error
+        return f"{first.tool}: {first.status} ({first.found or 'not found'})" if first else ""
+
+    def fix(self, limit: int = 4) -> str:
+        """The fixes of the unmet rows, each once, in order; one `git submodule update --init` covers
+        every submodule (the rows of what lives in them repeat it)."""
+        out: list[str] = []
+        for c in self.unmet:
+            if not c.fix or c.fix in out:
+                continue
+            if "submodule update --init" in c.fix and any("submodule update --init" in f for f in out):
+                continue
+            out.append(c.fix)
+        return "; then ".join(out[:limit]) or 'see the table "your tree"'
+
+    def problems(self, limit: int = 6) -> str:
+        bad = self.unmet
+        return ", ".join(c.tool for c in bad[:limit]) + (" ..." if len(bad) > limit else "")
+
     def frame(self) -> Any:
         return reqs.frame(self.checks)
 
@@ -427,6 +450,12 @@ def check_tree(root: str | os.PathLike[str], tasks: list[str] | None = None, arc
         f_cm = pool.submit(_cargo_make_row, mf)
         defined, entries = gs.run_env(mf.env, pxe, base_env)
         env = plan_env(rootp, defined, base_env)
+        renamed = ""
+        if not tasks and len(wanted) == 1 and wanted[0] not in mf.tasks:
+            close = mk.suggest(wanted[0], mf.tasks)
+            if close:  # a renamed default task (build-boot-artifacts-x86-host): check that one
+                renamed, wanted = wanted[0], [close[0]]
+                report.tasks = wanted
         try:
             plan = mk.resolve(mf, wanted, env=env)
         except mk.MakefileError as exc:
@@ -448,6 +477,11 @@ def check_tree(root: str | os.PathLike[str], tasks: list[str] | None = None, arc
         report.git = f_git.result()
         report.checks += _git_rows(report.git)
         report.checks += _env_rows(entries, pxe)
+        if renamed:
+            report.checks.append(_row("build task", False, "missing",
+                                      f"the tree has no task {renamed!r} (the docs' name); checked its "
+                                      f"closest, {wanted[0]!r}",
+                                      fix=f"run step 2 with task={wanted[0]!r}"))
         if plan is None:
             report.checks.append(_row("build plan", True, "unusable", report.error,
                                       fix=f"set task to one of the tree's tasks (runbook plan --tree {rootp})"))

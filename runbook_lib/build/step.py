@@ -92,20 +92,11 @@ class BuildStep(Step):
                                      tables=tables, notes=tuple(notes))
             return self.error
         if tree is not None and not tree.ready:
-            bad = tree.unmet
-            first = bad[0] if bad else None
-            cause = tree.error or (f"{first.tool}: {first.status} ({first.found or 'not found'})" if first else "")
-            fixes: list[str] = []
-            for c in bad:
-                if c.fix and c.fix not in fixes:
-                    fixes.append(c.fix)
             self.error = BuildResult(
                 self.part_title("pre-flight"), Status.ERROR,
-                f"the checkout is not ready for {' && '.join(t.tasks)}: "
-                + ", ".join(c.tool for c in bad[:5]) + (" ..." if len(bad) > 5 else "")
-                + " (nothing was started)",
-                cause=cause, fix="; then ".join(fixes[:4]) or "see the table \"your tree\"",
-                details=details, tables=tables, notes=tuple(notes))
+                f"the checkout is not ready for {' && '.join(t.tasks)}: {tree.problems(5)} "
+                "(nothing was started)",
+                cause=tree.cause(), fix=tree.fix(), details=details, tables=tables, notes=tuple(notes))
             return self.error
         cmds = details["commands"]
         what = (f"{len(t.plan.steps)} task(s) from {t.plan.source}" if t.plan.steps
