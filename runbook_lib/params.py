@@ -248,6 +248,11 @@ STEP3 = NotebookSpec(
               pattern=r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"),
         Param("tpm", bool, False, "attach a software TPM 2.0 (swtpm)"),
         Param("port", int, 8080, "port of the carbide-pxe stand-in", minimum=1, maximum=65535),
+        Param("bounce", bool, False, "bridge: restart the detected local carbide-pxe before booting"),
+        Param("pxe_url", str, "", "bridge: base URL of the running carbide-pxe; empty = detected",
+              pattern=r"https?://[^\s/]+(/[^\s]*)?"),
+        Param("check_served", str, "auto", "compare what carbide-pxe serves with the local build before "
+              "booting; auto = in bridge mode", choices=("auto", "yes", "no")),
         Param("boot_timeout_s", int, 300, "give up the boot after this many seconds", minimum=1),
         Param("success_pattern", str, r"[\w.-]+ login:", "regex on the serial console that means success "
               "(not anchored: kernel messages may follow the prompt on its line)", regex=True),

@@ -27,17 +27,21 @@ from ..result import Status, StepResult
 from ..step import Step, combine
 from . import qemu as vmq
 from . import artifact_set
+from . import bounce as bouncer
 from . import report as view
 from . import testnet as tn
 from .analyze import Failure, Milestone
 from .console import watch
 from .run import BootRun, Check, Plan
+from .served import compare_served
 from .standin import BootScript, PortBusy, StandIn
 
 STEP = "step 3: boot"
 __all__ = ["BootStep", "BootRun", "Check", "Plan", "preflight", "preflight_result", "boot", "result",
-           "resolve_artifacts", "Outcome", "tftp_root"]
+           "resolve_artifacts", "Outcome", "tftp_root", "served_wanted", "served_part"]
 MIN_UKI_MEMORY_MB = 2048
+SERVED_WAIT_AFTER_BOUNCE_S = 120.0  # a restarted carbide-pxe (cargo watch may recompile) may answer late
+ServedCheck = Callable[[str | None, str | None], StepResult]
 
 
 def resolve_artifacts(params: dict[str, Any]) -> Path:
@@ -164,12 +168,18 @@ def _event_note(ev: Milestone | Failure) -> None:
 def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
          on_event: Callable[[Milestone | Failure], None] | None = _event_note,
          skip_checks: bool = False, serve: bool = True,
-         before_vm: Callable[["tn.TestNet | None"], None] | None = None) -> BootRun:
+         before_vm: Callable[["tn.TestNet | None"], None] | None = None,
+         served: ServedCheck | None = None, served_dir: Path | None = None) -> BootRun:
     """Boot once. A plan with ERROR/FAIL checks is not booted (unless `skip_checks`).
 
     `serve=False` boots without the stand-in (to show what a stopped carbide-pxe looks like);
     `before_vm` runs after the network and the stand-in are up, just before QEMU starts (tests
     use it to stop the testnet's DHCP server and show what a silent carbide-dhcp looks like).
+    `served(url, netns)` runs once the network and the stand-in are up, before anything else:
+    the stand-in's URL (None in bridge mode: the real carbide-pxe) and the namespace it listens
+    in; a result that is not PASS stops the run there, before the VM (:func:`served_part`).
+    `served_dir` is what the stand-in serves (default: the artifacts booted); another directory
+    plays a carbide-pxe that still serves an older build.
     """
     p = plan.params
     prob = plan.first_problem()
@@ -222,7 +232,7 @@ def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
     known = None
     if net is not None:
         known = frozenset({(p.get("standin_uuid") or uuid).lower()})
-    standin = StandIn(plan.artifacts, bs, host=host, port=p["port"], log_path=run_dir / "requests.jsonl",
+    standin = StandIn(served_dir or plan.artifacts, bs, host=host, port=p["port"], log_path=run_dir / "requests.jsonl",
                       netns=net.name if net is not None else None, known_uuids=known)
     swtpm: shell.Proc | None = None
     vm: shell.Proc | None = None
@@ -248,6 +258,13 @@ def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
             run.fix = (f"stop whatever listens on port {exc.port} (ss -ltnp 'sport = :{exc.port}') "
                        "or set port to a free one")
             return run
+        if served is not None:
+            part = served(standin.url if serve else None, net.name if net is not None else None)
+            if part.status is not Status.PASS:
+                run.status, run.summary = part.status, f"not booted: {part.summary}"
+                run.cause, run.fix = part.cause, part.fix
+                return run
+            note(f"served: {part.summary}")
         if p["tpm"]:
             logs["swtpm"] = str(run_dir / "swtpm.log")
             try:
@@ -322,6 +339,75 @@ def boot(plan: Plan, log_dir: Path, *, script: BootScript | None = None,
         # a failed boot's summary shows its first note: there, what the DHCP log says comes first
         run.notes = evidence + run.notes if run.status is not Status.PASS else run.notes + evidence
     return run
+
+
+def served_wanted(params: Mapping[str, Any]) -> bool:
+    """check_served: yes, no, or auto (= in bridge mode, against the real carbide-pxe)."""
+    mode = params.get("check_served", "auto")
+    return mode == "yes" or (mode == "auto" and params["network"] == "bridge")
+
+
+FIND_PXE_URL = ("find it with `docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "
+                "<carbide-pxe container>` and its port (PXE_BIND_PORT, 8080 by default; carbide's compose "
+                "gives carbide-pxe 172.20.0.15 on carbide0), or on KIND `kubectl get svc -A | grep carbide-pxe`; "
+                "then set pxe_url = 'http://ADDRESS:PORT'")
+
+
+def served_part(params: Mapping[str, Any], artifacts: Path, url: str | None, netns: str | None,
+                log_dir: Path | None = None) -> StepResult:
+    """The "served" part: detect the local carbide-pxe (bridge), bounce it when asked, then
+    compare what it serves with the local build (:func:`~runbook_lib.boot.served.compare_served`).
+
+    Outside bridge mode `url` is the run's own stand-in (inside `netns` on the testnet).
+    """
+    title = f"{STEP}: served"
+    arch = params.get("arch", "x86_64")
+    details: dict[str, Any] = {}
+    tables: dict[str, Any] = {}
+    fix: str | None = None
+    wait_s = 0.0
+    bounced = ""
+    if params["network"] == "bridge":
+        det = bouncer.detect(artifacts)
+        details["detected"] = {"targets": [t.to_dict() for t in det.targets], "looked_for": det.looked_for}
+        tables["carbide-pxe found"] = det.table()
+        target = det.target
+        note(f"served: carbide-pxe: {det.describe()}")
+        if target is not None:
+            fix = f"{target.command_text()} (or re-run with bounce = true)"
+            details["bounce_command"] = target.command_text()
+        if params.get("bounce"):
+            b = bouncer.bounce(target, run=True, step=title,
+                               log_path=(log_dir / "boot" / "bounce.log") if log_dir else None)
+            details["bounce"] = b.to_dict()
+            if b.status is not Status.PASS:
+                return StepResult(title, b.status, b.summary, b.cause, b.fix, details, tables, b.logs)
+            bounced = b.summary
+            note(f"served: {b.summary}")
+            wait_s = SERVED_WAIT_AFTER_BOUNCE_S
+            if target is not None and target.rebuild:
+                fix = f"the rebuild did not help: check which static directory {target.name} serves"
+            elif target is not None:
+                fix = ("still stale after the restart: the artifacts may be baked into its image; "
+                       f"rebuild it ({target.command_text()} with --build / kind load) or check its static directory")
+        url = params.get("pxe_url") or (target.url if target is not None else None)
+        if not url:
+            return StepResult(title, Status.ERROR, "no carbide-pxe to compare with: none was detected "
+                              "and pxe_url is empty", cause=det.describe(),
+                              fix="start the carbide dev environment (docker-compose up / KIND) or " + FIND_PXE_URL,
+                              details=details, tables=tables)
+    elif url is None:
+        return StepResult(title, Status.PASS, "not checked: this run started no carbide-pxe stand-in",
+                          details=details)
+    elif params.get("bounce"):
+        details["bounce"] = "ignored: only bridge mode has a carbide install to bounce"
+    rep = compare_served(url, arch, artifacts, netns=netns, wait_s=wait_s, fix=fix,
+                         find_url_hint=FIND_PXE_URL if params["network"] == "bridge" else "")
+    res = rep.to_result(title, details)
+    res.tables.update(tables)
+    if bounced and res.status is Status.PASS:
+        res.summary = f"{res.summary} (after {bounced})"
+    return res
 
 
 def dhcp_evidence(run: BootRun) -> list[str]:
@@ -446,12 +532,15 @@ class BootStep(Step):
 
     number, name, spec = 3, "boot", STEP3
     registry_step = reqs.BOOT
-    SECTIONS = ("command", "timeline", "chart", "excerpts", "requests", "dhcp")
+    SECTIONS = ("served", "command", "timeline", "chart", "excerpts", "requests", "dhcp")
 
     def __init__(self, params: Mapping[str, Any] | Any, log_dir: str | Path | None = None,
-                 script: BootScript | None = None) -> None:
+                 script: BootScript | None = None, standin_dir: str | Path | None = None) -> None:
+        """`standin_dir`: what the stand-in serves (default: the artifacts booted); another
+        directory plays a carbide-pxe that still serves an older build."""
         super().__init__(params, log_dir)
         self.script = script
+        self.standin_dir = Path(standin_dir) if standin_dir is not None else None
         self.plan: Plan | None = None
         self.run_: BootRun | None = None
 
@@ -469,7 +558,13 @@ class BootStep(Step):
         if self.plan is None:
             self.preflight()
         assert self.plan is not None
-        self.run_ = boot(self.plan, self.log_dir, script=self.script)
+        plan = self.plan
+
+        def served(url: str | None, netns: str | None) -> StepResult:
+            return self.keep("served", served_part(self.params, plan.artifacts, url, netns, self.log_dir))
+
+        self.run_ = boot(plan, self.log_dir, script=self.script, served_dir=self.standin_dir,
+                         served=served if served_wanted(self.params) else None)
         res = self.keep("run", result(self.run_))
         _save_json(res, self.log_dir / "boot" / "result.json")
         return res
@@ -487,6 +582,10 @@ class BootStep(Step):
                  "chart": view.timeline_chart, "excerpts": view.excerpts,
                  "requests": lambda r: view.requests_table(r.requests),
                  "dhcp": view.dhcp_section}
+        if name == "served":
+            return self.parts.get("served") or view.HTML(
+                "<p>Not checked: check_served = " + str(self.params.get("check_served"))
+                + " (auto compares what carbide-pxe serves with the local build in bridge mode only).</p>")
         if name in views:
             return views[name](self._need_run())
         return super().section(name)
