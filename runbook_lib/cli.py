@@ -259,13 +259,17 @@ def cmd_tools(args: argparse.Namespace) -> int:
                              carbide_root_dir=args.tree or "", task=args.task or "", arch=args.arch)
     import pandas as pd
 
+    parts = [result]
+    if result.report is not None and result.report.tree is not None:
+        parts.append(tools.tree_result(result.report.tree))
     with pd.option_context("display.max_colwidth", 90, "display.width", 250):
         print(result.tables["tools"].to_string(index=False))
-        if "your tree" in result.tables:
+        for part in parts[1:]:
             print(f"\nyour tree ({args.tree}):")
-            print(result.tables["your tree"].to_string(index=False))
-    print(result)
-    return result.status.exit_code
+            print(part.tables["your tree"].to_string(index=False))
+    for part in parts:
+        print(part)
+    return Status.worst([p.status for p in parts]).exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:

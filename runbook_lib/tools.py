@@ -248,14 +248,7 @@ def _summarize(report: ToolReport, install: InstallOutcome | None = None,
         accel_note = "; KVM usable" if kvm.status == "ok" else "; KVM unusable, boots will use TCG"
     tables = {"tools before install": before.frame()} if before is not None else {}
     tables["tools"] = df
-    tree = report.tree
-    if tree is not None:
-        tables["your tree"] = tree.frame()
-        if tree.submodules:
-            tables["submodules"] = tree.submodule_frame()
     common: dict[str, Any] = dict(tables=tables)
-    if tree is not None:
-        common["details"] = {"tree": tree.to_dict()}
     if install and install.log_path:
         common["logs"] = {"apt": install.log_path}
     if install and install.status != Status.PASS:
@@ -287,15 +280,44 @@ def _summarize(report: ToolReport, install: InstallOutcome | None = None,
     if install and not install.ran and install.command:
         installed = f"; dry run, would run: {install.command}"
     common.setdefault("details", {})["install_command"] = install.command if install else ""
-    if tree is not None and not tree.ready:
-        return Step1Result(RUN_PART, Status.FAIL,
-                           f"the tools are ready, your tree is not: {len(tree.unmet)} problem(s) in "
-                           f"{tree.root}: {tree.problems()}",
-                           cause=tree.cause(), fix=tree.fix(), **common)
-    tree_note = f"; tree {tree.summary()}" if tree is not None else ""
     return Step1Result(RUN_PART, Status.PASS,
-                       f"all {total_req} required tools ok for mode {report.mode}{installed}{accel_note}"
-                       f"{tree_note}", **common)
+                       f"all {total_req} required tools ok for mode {report.mode}{installed}{accel_note}",
+                       **common)
+
+
+TREE_PART = STEP + ": your tree"
+
+
+def tree_result(tree: Any) -> StepResult:
+    """The checkout's own part of step 1 (build.checkout.TreeReport): PASS when step 2 can build
+    it, FAIL naming the problems and their fixes (one `git submodule update --init` for all)."""
+    import pandas as pd
+
+    tables = {"your tree": tree.frame()}
+    if tree.submodules:
+        tables["submodules"] = tree.submodule_frame()
+    if tree.tools:
+        tables["programs the plan calls"] = pd.DataFrame(
+            [{"program": n.word, "tasks": ", ".join(n.tasks[:3]) + (" ..." if len(n.tasks) > 3 else ""),
+              "required": "yes" if n.required else "no", "condition": n.condition}
+             for n in tree.tools], columns=["program", "tasks", "required", "condition"])
+    g = tree.git
+    facts = {"checkout": str(tree.root),
+             "commit": (f"{g.commit[:12]} on {g.branch or '(detached)'}"
+                        f"{', ' + str(len(g.dirty)) + ' modified file(s)' if g.dirty else ', clean'}"
+                        if g is not None and g.is_repo else "not a git checkout"),
+             "git describe": g.describe if g is not None else "",
+             "mkosi the build runs": tree.mkosi or "none (the plan calls no mkosi)",
+             "plan": (f"{len(tree.plan.steps)} step(s) for {' && '.join(tree.tasks)}"
+                      if tree.plan is not None else "none")}
+    tables = {"tree": pd.DataFrame([{"fact": k, "value": v} for k, v in facts.items()],
+                                   columns=["fact", "value"]), **tables}
+    common: dict[str, Any] = dict(tables=tables, details={"tree": tree.to_dict()})
+    if not tree.ready:
+        return StepResult(TREE_PART, Status.FAIL,
+                          f"{tree.root} is not ready for step 2: {len(tree.unmet)} problem(s): {tree.problems()}",
+                          cause=tree.cause(), fix=tree.fix(), **common)
+    return StepResult(TREE_PART, Status.PASS, tree.summary(), **common)
 
 
 def run_step1(mode: str = "sandbox", install_missing: bool = False, dry_run: bool = False,
@@ -376,6 +398,23 @@ class ToolsStep(Step):
             return StepResult(self.part_title("pre-flight"), Status.ERROR, "cannot install here: no apt-get",
                               cause=row.found, fix=MANUAL_INSTALL)
         return StepResult(self.part_title("pre-flight"), Status.PASS, row.found)
+
+    def run(self) -> StepResult:
+        """The run part, then (with carbide_root_dir) the part "your tree"."""
+        res = super().run()
+        report = getattr(res, "report", None)
+        if report is not None and report.tree is not None:
+            self.keep("your tree", tree_result(report.tree))
+        return res
+
+    def tree(self) -> Any:
+        """The checkout's part (commit, submodules, which mkosi, what the plan needs), or a note
+        that none was given."""
+        if "your tree" in self.parts:
+            return self.parts["your tree"]
+        from .report.render import Note
+        return Note("No carbide checkout given (carbide_root_dir is empty): the embedded sandbox "
+                    "needs none of this. Set carbide_root_dir to check the tree step 2 will build.")
 
     def _run(self) -> StepResult:
         p = self.params

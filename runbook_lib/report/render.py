@@ -71,3 +71,19 @@ def human_size(n: int | None) -> str:
             return f"{x:.0f}{unit}" if unit == "B" or x >= 10 else f"{x:.1f}{unit}"
         x /= 1024
     return f"{n}B"
+
+
+class Note:
+    """A short text a notebook cell shows as its output (escaped; plain text in a terminal)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        return f"<p><em>{html.escape(self.text)}</em></p>"

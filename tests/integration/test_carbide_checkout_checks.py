@@ -19,7 +19,7 @@ import pytest
 from runbook_lib.build.checkout import check_tree
 from runbook_lib.build.step import BuildStep
 from runbook_lib.result import Status
-from runbook_lib.tools import run_step1
+from runbook_lib.tools import ToolsStep, run_step1, tree_result
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.needs_tool("git", "the fixture checkouts are real git repositories"),
@@ -104,7 +104,10 @@ def test_the_pinned_mkosi_is_the_one_the_build_runs(carbide_checkout):
     res = run_step1(carbide_root_dir=str(root), task=TASK)
     tools = res.tables["tools"].set_index("tool")
     assert tools.loc["mkosi", "required"] == "no" and "not used by this tree" in tools.loc["mkosi", "found"]
-    assert "your tree" in res.tables and "submodules" in res.tables
+    part = tree_result(res.report.tree)
+    assert {"tree", "your tree", "submodules", "programs the plan calls"} <= set(part.tables)
+    facts = part.tables["tree"].set_index("fact")["value"]
+    assert "25.3" in facts["mkosi the build runs"] and facts["commit"].endswith("clean")
 
 
 def test_docker_is_needed_only_under_its_condition(carbide_checkout):
@@ -172,4 +175,31 @@ def test_a_ready_checkout_passes_both_pre_flights(carbide_checkout, tmp_path):
     assert pre.status is Status.PASS, pre
     assert "your tree" in pre.tables
     res = run_step1(carbide_root_dir=str(root), task=TASK)
-    assert res.status is Status.PASS and "ready" in res.summary
+    assert res.status is Status.PASS
+    part = tree_result(res.report.tree)
+    assert part.status is Status.PASS and "ready" in part.summary
+
+
+def test_step1_in_the_step_protocol_fails_on_the_tree_part(carbide_checkout, tmp_path):
+    root = carbide_checkout(submodules="missing")
+    step = ToolsStep({"carbide_root_dir": str(root), "task": TASK}, log_dir=tmp_path)
+    step.preflight()
+    assert step.run().status is Status.PASS  # the tools themselves are fine
+    assert step.tree().status is Status.FAIL
+    result = step.result()
+    assert result.status is Status.FAIL and result.summary.startswith("your tree:")
+    assert result.fix.startswith("git submodule update --init pxe/mkosi pxe/ipxe/upstream")
+
+
+def test_runbook_run_02_stops_with_error_before_the_build(carbide_checkout, tmp_path):
+    root = carbide_checkout(submodules="missing")
+    res = subprocess.run([sys.executable, "-m", "runbook_lib.cli", "run", "02", "-p", "carbide_root_dir",
+                          str(root), "-p", "task", TASK, "--report-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert res.returncode == 2, res.stdout + res.stderr
+    (js,) = sorted(tmp_path.glob("*.json"))
+    text = js.read_text()
+    assert "git submodule update --init pxe/mkosi pxe/ipxe/upstream" in text
+    assert "nothing was started" in text
+    static = root / "pxe" / "static" / "blobs" / "internal" / "x86_64"
+    assert not any(p.name != ".gitignore" for p in static.iterdir())  # nothing was built
