@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 # fixture carbide trees run `cargo make` through, and sudo for the elevation tests (a real
 # non-root user), busybox for udhcpc (the testnet's DHCP client in its integration test),
 # dpkg-dev for dpkg-scanpackages (the fixture carbide checkout's apt-repo task calls it, as
-# carbide's does, so a "ready" checkout needs it). Installed only when dpkg says they are missing; under CI=true a test whose
+# carbide's does, so a "ready" checkout needs it), docker.io + docker-compose for the bounce test (a
+# private dockerd and a compose project whose carbide-pxe is restarted for real). Installed only when dpkg says they are missing; under CI=true a test whose
 # tool is missing fails instead of skipping, so this list must stay complete.
-TEST_PACKAGES=(cargo sudo busybox dpkg-dev)
+TEST_PACKAGES=(cargo sudo busybox dpkg-dev docker.io docker-compose)
 missing=()
 for pkg in "${TEST_PACKAGES[@]}"; do
     if [ "$(dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
