@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .params import NOTEBOOKS, NotebookSpec, ParamError, resolve
 from .paths import repo_root
-from .result import Status
+from .result import Status, StepResult
 
 if TYPE_CHECKING:
     from .report.export import RunFailure, Summary
@@ -259,7 +259,7 @@ def cmd_tools(args: argparse.Namespace) -> int:
                              carbide_root_dir=args.tree or "", task=args.task or "", arch=args.arch)
     import pandas as pd
 
-    parts = [result]
+    parts: list[StepResult] = [result]
     if result.report is not None and result.report.tree is not None:
         parts.append(tools.tree_result(result.report.tree))
     with pd.option_context("display.max_colwidth", 90, "display.width", 250):

@@ -332,8 +332,9 @@ def run_step1(mode: str = "sandbox", install_missing: bool = False, dry_run: boo
     from .build.target import split_tasks
     from .paths import sandbox_workdir
     wd = sandbox_workdir(workdir or None)
-    tree_args = dict(tree=carbide_root_dir, tasks=split_tasks(task) or None, arch=arch)
-    report = check_tools(mode, want_bridge, want_tpm, wd, min_free_gb, platform, **tree_args)
+    tasks = split_tasks(task) or None
+    report = check_tools(mode, want_bridge, want_tpm, wd, min_free_gb, platform, tree=carbide_root_dir,
+                         tasks=tasks, arch=arch)
     if not (install_missing or dry_run):
         return summarize(report)
     pkgs = report.installable_packages()
@@ -344,7 +345,8 @@ def run_step1(mode: str = "sandbox", install_missing: bool = False, dry_run: boo
                                platform=report.platform)
     if outcome.status != Status.PASS or dry_run:
         return summarize(report, outcome)
-    after = check_tools(mode, want_bridge, want_tpm, wd, min_free_gb, platform, **tree_args)
+    after = check_tools(mode, want_bridge, want_tpm, wd, min_free_gb, platform, tree=carbide_root_dir,
+                        tasks=tasks, arch=arch)
     return summarize(after, outcome, before=report)
 
 
