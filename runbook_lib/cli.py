@@ -312,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="x86_64", choices=("x86_64", "aarch64"))
     p.set_defaults(func=cmd_tools)
 
-    for module in ("runbook_lib.sandbox.cli", "runbook_lib.build.cli", "runbook_lib.boot.cli"):
+    for module in ("runbook_lib.sandbox.cli", "runbook_lib.build.cli", "runbook_lib.boot.cli",
+                   "runbook_lib.history_cli"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

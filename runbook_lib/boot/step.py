@@ -10,6 +10,7 @@ timeline, the request log, the serial excerpts and the verdict.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -17,9 +18,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from .. import history, history_hooks
 from .. import requirements as reqs
 from .. import shell
 from ..accel import probe_kvm
+from ..compare_runs import RunComparison
 from ..live import note
 from ..params import STEP3
 from ..paths import artifacts_dir, sandbox_workdir
@@ -532,7 +535,8 @@ class BootStep(Step):
 
     number, name, spec = 3, "boot", STEP3
     registry_step = reqs.BOOT
-    SECTIONS = ("served", "command", "timeline", "chart", "excerpts", "requests", "dhcp")
+    SECTIONS = ("served", "command", "timeline", "chart", "excerpts", "requests", "dhcp",
+                "compared with last good")
 
     def __init__(self, params: Mapping[str, Any] | Any, log_dir: str | Path | None = None,
                  script: BootScript | None = None, standin_dir: str | Path | None = None) -> None:
@@ -543,6 +547,7 @@ class BootStep(Step):
         self.standin_dir = Path(standin_dir) if standin_dir is not None else None
         self.plan: Plan | None = None
         self.run_: BootRun | None = None
+        self.comparison: RunComparison | None = None  # with the last good run (after run())
 
     def needs(self) -> reqs.Needs:
         return needs(self.params)
@@ -555,6 +560,7 @@ class BootStep(Step):
         return preflight_result(self.plan)
 
     def run(self) -> StepResult:
+        started = history.now()
         if self.plan is None:
             self.preflight()
         assert self.plan is not None
@@ -566,8 +572,21 @@ class BootStep(Step):
         self.run_ = boot(plan, self.log_dir, script=self.script, served_dir=self.standin_dir,
                          served=served if served_wanted(self.params) else None)
         res = self.keep("run", result(self.run_))
+        self._history(started)
         _save_json(res, self.log_dir / "boot" / "result.json")
         return res
+
+    def _history(self, started: str) -> None:
+        """Record the run and compare it with the last good one: a section and one note; never
+        a change of the verdict (a failure to record is the note)."""
+        out = history_hooks.after_boot(self, started)
+        self.comparison = out.comparison
+        history_hooks.attach(self.parts["run"], out)
+        line = out.comparison.sentence if out.comparison is not None else out.note
+        if line and self.run_ is not None:
+            self.run_.notes.append(line)  # the run part's details["notes"] is this list
+        if out.comparison is not None:
+            note(f"history: {line}")
 
     def _need_run(self) -> BootRun:
         if self.run_ is None:
@@ -582,6 +601,12 @@ class BootStep(Step):
                  "chart": view.timeline_chart, "excerpts": view.excerpts,
                  "requests": lambda r: view.requests_table(r.requests),
                  "dhcp": view.dhcp_section}
+        if name == "compared with last good":
+            self._need_run()
+            if self.comparison is not None:
+                return self.comparison.to_result(STEP)
+            why = self.parts["run"].details.get("history", {}).get("note") or "no record was written"
+            return view.HTML(f"<p>Not compared with the last good run: {html.escape(why)}.</p>")
         if name == "served":
             return self.parts.get("served") or view.HTML(
                 "<p>Not checked: check_served = " + str(self.params.get("check_served"))

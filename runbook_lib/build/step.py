@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
+from .. import history, history_hooks
 from .. import requirements as reqs
 from .. import shell
 from ..params import STEP2
@@ -138,6 +139,13 @@ class BuildStep(Step):
         return tree
 
     # ---- run ----------------------------------------------------------------------------
+    def run(self) -> StepResult:
+        """Step.run(), then the run's record in the history (a failure to record is a note)."""
+        started = history.now()
+        res = super().run()
+        history_hooks.attach(res, history_hooks.after_build(self, started))
+        return res
+
     def _run(self) -> StepResult:
         """Build, then verify: artifacts, manifest, ownership (each its own part)."""
         res = self._build()
