@@ -170,7 +170,8 @@ class RunComparison:
         return out
 
     def to_result(self, step_title: str, status: Status = Status.PASS) -> StepResult:
-        """The section "<step_title>: compared with last good" (PASS: a comparison decides nothing)."""
+        """The section "<step_title>: compared with last good" (PASS: a comparison decides nothing);
+        a title that already ends with "compared with last good" is kept as it is."""
         g = self.last_good
         details = self.to_dict()
         if g is not None and self.first_difference:
@@ -178,7 +179,8 @@ class RunComparison:
         logs = {"last good record": str(g.path)} if g is not None and g.path else {}
         if self.current.path:
             logs["this run's record"] = str(self.current.path)
-        return StepResult(f"{step_title}: {SECTION}", status, self.sentence, details=details,
+        title = step_title if step_title.endswith(SECTION) else f"{step_title}: {SECTION}"
+        return StepResult(title, status, self.sentence, details=details,
                           tables=self.tables(), logs=logs)
 
 

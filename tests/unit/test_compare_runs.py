@@ -51,6 +51,7 @@ def test_no_earlier_good_run(tmp_path):
     res = c.to_result("step 3: boot")
     assert res.status is Status.PASS and res.step == "step 3: boot: compared with last good"
     assert res.summary == NO_GOOD
+    assert c.to_result("step 4: validate: compared with last good").step == "step 4: validate: compared with last good"
 
 
 def test_nothing_changed_says_so_and_shows_milestone_deltas(tmp_path):
