@@ -272,6 +272,24 @@ def cmd_tools(args: argparse.Namespace) -> int:
     return Status.worst([p.status for p in parts]).exit_code
 
 
+# -- compare-artifacts (issue 10): two artifact sets, exit 0 SAME / 1 DIFFERENT / 2 ERROR ------------
+def cmd_compare_artifacts(args: argparse.Namespace) -> int:
+    from .compare import main_compare
+
+    return main_compare(args.ref, args.dir, as_json=args.json)
+
+
+def _add_compare_artifacts(sub: Any) -> None:
+    p = sub.add_parser("compare-artifacts", help="compare two artifact sets (e.g. known-good vs yours): "
+                                                 "embedded iPXE script, 43.70, iPXE version, UKI, root, "
+                                                 "packages; exit 0 same, 1 different, 2 error")
+    p.add_argument("ref", metavar="REF", help="the reference artifact directory (e.g. a known-good set)")
+    p.add_argument("dir", metavar="DIR", help="the artifact directory to check")
+    p.add_argument("--json", action="store_true", help="machine-readable result with every file's facts")
+    p.set_defaults(func=cmd_compare_artifacts)
+# -- end compare-artifacts ----------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="runbook", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -311,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "build-boot-artifacts-<arch>)")
     p.add_argument("--arch", default="x86_64", choices=("x86_64", "aarch64"))
     p.set_defaults(func=cmd_tools)
+
+    _add_compare_artifacts(sub)
 
     for module in ("runbook_lib.sandbox.cli", "runbook_lib.build.cli", "runbook_lib.boot.cli",
                    "runbook_lib.history_cli"):
