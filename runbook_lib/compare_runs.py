@@ -34,8 +34,10 @@ FACTS: tuple[tuple[str, str], ...] = (
     ("iPXE chains", "chain_urls"),
     ("iPXE version", "version"),
     ("kernel version", "kernel_version"),
+    ("kernel version", "kernel_release"),  # runbook_lib.inspect.uki's name for it
     ("kernel command line", "cmdline"),
     ("OS (PRETTY_NAME)", "pretty_name"),
+    ("OS (PRETTY_NAME)", "osrel_pretty_name"),
 )
 _NESTS = ("ipxe", "uki", "cpio", "manifest", "facts")
 

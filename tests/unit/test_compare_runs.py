@@ -98,13 +98,17 @@ def test_boot_relevant_facts_changed(tmp_path):
                                           "chain_urls": ["http://${next-server}:8080/api/v0/pxe/boot"]}
     now.artifacts["ipxe.efi"]["ipxe"] = {"version": "1.21.1+", "script_sha256": "bb", "needs_43_70": False,
                                          "chain_urls": []}
-    good.artifacts["carbide.efi"].update(cmdline="console=ttyS0", kernel_version="6.1.0-28-amd64")
-    now.artifacts["carbide.efi"].update(cmdline="console=ttyS0 panic=1 init=/nope", kernel_version="6.1.0-28-amd64")
+    good.artifacts["carbide.efi"]["uki"] = {"cmdline": "console=ttyS0", "kernel_release": "6.1.0-28-amd64",
+                                            "osrel_pretty_name": "Debian GNU/Linux 12 (bookworm)"}
+    now.artifacts["carbide.efi"]["uki"] = {"cmdline": "console=ttyS0 panic=1 init=/nope",
+                                           "kernel_release": "6.1.0-28-amd64",
+                                           "osrel_pretty_name": "Debian GNU/Linux 13 (trixie)"}
     c = compare_runs(now, good)
     whats = [f.what for f in c.facts]
     assert whats[0] == "embedded iPXE script"  # the most boot-relevant first
     assert "needs DHCP option 43.70" in whats and "kernel command line" in whats
     assert "kernel version" not in whats and "iPXE version" not in whats
+    assert "OS (PRETTY_NAME)" in whats
     assert "embedded iPXE script changed" in c.sentence
     assert c.to_result("x").tables["boot-relevant facts changed"].iloc[0]["what"] == "embedded iPXE script"
 
