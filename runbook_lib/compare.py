@@ -175,8 +175,8 @@ class Comparison:
         lines.append(f"({self.seconds:.2f} s)")
         return "\n".join(lines)
 
-    def to_result(self) -> StepResult:
-        """A StepResult for notebooks and reports (PASS = SAME, FAIL = DIFFERENT, ERROR)."""
+    def to_result(self, step: str = STEP) -> StepResult:
+        """A StepResult named `step` for notebooks and reports (PASS = SAME, FAIL = DIFFERENT, ERROR)."""
         import pandas as pd
 
         first = self.differences[0].sentence if self.differences else None
@@ -195,7 +195,7 @@ class Comparison:
                   "DIR": _presence(f.in_dir, f.dir_size), "sha256 REF": (f.ref_sha256 or "")[:16],
                   "sha256 DIR": (f.dir_sha256 or "")[:16], "equal": f.equal} for f in self.files],
                 columns=["file", "kind", "REF", "DIR", "sha256 REF", "sha256 DIR", "equal"])
-        return StepResult(STEP, self.status, self.summary(), cause=self.error or first, fix=self.fix(),
+        return StepResult(step, self.status, self.summary(), cause=self.error or first, fix=self.fix(),
                           details=self.to_dict(), tables=tables)
 
 
@@ -316,7 +316,7 @@ def file_differences(name: str, a: dict[str, Any] | None, b: dict[str, Any] | No
     if not out:
         sa, sb = a.get("size") or 0, b.get("size") or 0
         delta = sb - sa
-        size_words = "same size" if delta == 0 else f"size {_size(sa)} -> {_size(sb)} ({delta:+,} bytes)"
+        size_words = "same size" if delta == 0 else f"size {_size(sa)} -> {_size(sb)}, {delta:+,} bytes"
         read = {"ipxe": "version, embedded script, features", "uki": "cmdline, kernel, os-release, initrd",
                 "cpio": "compression, file count, /init", "manifest": "packages"}.get(str(ka))
         tail = f"; none of the facts read here ({read}) differ" if read else ""
