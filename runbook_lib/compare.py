@@ -31,15 +31,19 @@ STEP = "compare artifacts"
 
 # category -> rank (lower = more boot-relevant)
 CATEGORIES = (
-    "missing file", "kind", "embedded script", "DHCP option 43.70", "chained URL", "iPXE version",
-    "iPXE features", "kernel cmdline", "kernel version", "os-release", "initrd", "cpio root",
-    "UKI sections", "packages", "bytes",
+    "missing artifact", "kind", "embedded script", "script file", "DHCP option 43.70", "chained URL",
+    "iPXE version", "iPXE features", "kernel cmdline", "kernel version", "os-release", "initrd",
+    "cpio root", "UKI sections", "packages", "missing file", "bytes",
 )
+# kinds whose absence breaks a boot ("missing artifact"); any other file is a "missing file"
+BOOT_KINDS = ("ipxe", "uki", "cpio", "kernel", "ipxe-script")
 RANK = {c: i for i, c in enumerate(CATEGORIES)}
 _FEATURE_WHAT = {f.name: f.what for f in FEATURES}
 
 FIXES = {
-    "missing file": "copy or rebuild the missing artifact: a boot needs every file the reference set has",
+    "missing artifact": "copy or rebuild the missing artifact: a boot needs every boot file the reference set has",
+    "missing file": "the sets hold different files (not boot artifacts): check which build step writes it",
+    "script file": "use the reference's iPXE script file (a stock iPXE runs autoexec.ipxe from beside itself)",
     "kind": "the file is not the same kind of artifact in both sets: check which build step wrote it",
     "embedded script": "rebuild iPXE with the reference's embedded script (make ... EMBED=<script>); "
                        "carbide's embed.ipxe chains to carbide-pxe only when DHCP gives option 43.70",
@@ -161,7 +165,7 @@ class Comparison:
                 lines.append(f"  {i}. [{d.category}] {d.sentence}")
             for d in self.differences:
                 if d.diff:
-                    lines.append(f"embedded script diff ({d.file}):")
+                    lines.append(f"{d.category} diff ({d.file}):")
                     lines += ["  " + ln for ln in d.diff.splitlines()]
         if self.files:
             lines.append("files:")
@@ -169,7 +173,7 @@ class Comparison:
             for f in self.files:
                 state = "equal" if f.equal else ("only in REF" if not f.in_dir else
                                                  "only in DIR" if not f.in_ref else "differs")
-                lines.append(f"  {f.name:<{w}}  {f.kind:8} {_size(f.ref_size):>10} {_size(f.dir_size):>10}  {state}")
+                lines.append(f"  {f.name:<{w}}  {f.kind:11} {_size(f.ref_size):>10} {_size(f.dir_size):>10}  {state}")
         if self.fix() and self.verdict != SAME:
             lines.append(f"fix: {self.fix()}")
         lines.append(f"({self.seconds:.2f} s)")
@@ -187,7 +191,7 @@ class Comparison:
                  for i, d in enumerate(self.differences, 1)], columns=["#", "file", "what", "difference"])
         for d in self.differences:
             if d.diff:
-                tables[f"embedded script diff ({d.file})"] = pd.DataFrame(
+                tables[f"{d.category} diff ({d.file})"] = pd.DataFrame(
                     {"line": d.diff.splitlines()}, columns=["line"])
         if self.files:
             tables["files"] = pd.DataFrame(
@@ -207,6 +211,13 @@ def _size(n: int | None) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n = n / 1024  # type: ignore[assignment]
     return str(n)
+
+
+def _delta(a: int | None, b: int | None) -> str:
+    """'70.3 MB -> 70.3 MB, -334 bytes'."""
+    if a is None or b is None:
+        return f"{_size(a)} -> {_size(b)}"
+    return f"{_size(a)} -> {_size(b)}, {b - a:+,} bytes"
 
 
 def _presence(present: bool, size: int | None) -> str:
@@ -290,7 +301,11 @@ def file_differences(name: str, a: dict[str, Any] | None, b: dict[str, Any] | No
         present = a or b or {}
         where, other = ("REF", "DIR") if b is None else ("DIR", "REF")
         what = _kind_words(present)
-        return [Difference("missing file", name, f"{name} is only in {where} ({what}, "
+        category = "missing artifact" if present.get("kind") in BOOT_KINDS else "missing file"
+        if present.get("kind") == "ipxe-script":
+            story = script_story(present["ipxe-script"])
+            what += f" that {story}" if story.startswith("chains") else ""
+        return [Difference(category, name, f"{name} is only in {where} ({what}, "
                            f"{_size(present.get('size'))}); {other} has no such file",
                            ref=a is not None, dir=b is not None)]
     if a.get("sha256") == b.get("sha256"):
@@ -308,6 +323,8 @@ def file_differences(name: str, a: dict[str, Any] | None, b: dict[str, Any] | No
         out += _cpio_differences(name, "cpio root", "root archive", a["cpio"], b["cpio"])
     elif ka == "manifest":
         out += _manifest_differences(name, a["manifest"], b["manifest"])
+    elif ka == "ipxe-script":
+        out += _script_file_differences(name, a["ipxe-script"], b["ipxe-script"])
     elif ka == "kernel":
         ra, rb = a["kernel"].get("kernel_release"), b["kernel"].get("kernel_release")
         if ra != rb:
@@ -316,7 +333,7 @@ def file_differences(name: str, a: dict[str, Any] | None, b: dict[str, Any] | No
     if not out:
         sa, sb = a.get("size") or 0, b.get("size") or 0
         delta = sb - sa
-        size_words = "same size" if delta == 0 else f"size {_size(sa)} -> {_size(sb)}, {delta:+,} bytes"
+        size_words = "same size" if delta == 0 else f"size {_delta(sa, sb)}"
         read = {"ipxe": "version, embedded script, features", "uki": "cmdline, kernel, os-release, initrd",
                 "cpio": "compression, file count, /init", "manifest": "packages"}.get(str(ka))
         tail = f"; none of the facts read here ({read}) differ" if read else ""
@@ -328,7 +345,7 @@ def file_differences(name: str, a: dict[str, Any] | None, b: dict[str, Any] | No
 def _kind_words(f: dict[str, Any]) -> str:
     kind = f.get("kind")
     return {"ipxe": "an iPXE binary", "uki": "a UKI", "cpio": "a cpio archive", "manifest": "an mkosi manifest",
-            "kernel": "a Linux kernel", "pe": "an EFI binary (not iPXE, not a UKI)", "file": "a file",
+            "kernel": "a Linux kernel", "ipxe-script": "an iPXE script", "pe": "an EFI binary (not iPXE, not a UKI)", "file": "a file",
             "error": "unreadable"}.get(str(kind), str(kind))
 
 
@@ -349,6 +366,16 @@ def script_story(f: dict[str, Any]) -> str:
     lines = len((f.get("script") or "").splitlines())
     return f"has an embedded script ({lines} lines) that chains no URL" + (
         " and reads DHCP option 43.70" if f.get("needs_43_70") else "")
+
+
+def _script_file_differences(name: str, a: dict[str, Any], b: dict[str, Any]) -> list[Difference]:
+    sa, sb = script_story(a), script_story(b)
+    diff = "\n".join(difflib.unified_diff((a.get("script") or "").splitlines(), (b.get("script") or "").splitlines(),
+                                          fromfile=f"REF/{name}", tofile=f"DIR/{name}", lineterm=""))
+    sentence = (f"{name}: the iPXE script differs: REF {sa}; DIR {sb}" if sa != sb else
+                f"{name}: the iPXE script differs (see the diff); both {sa}")
+    return [Difference("script file", name, sentence, ref=a.get("script_sha256"), dir=b.get("script_sha256"),
+                       diff=diff or None)]
 
 
 def _ipxe_differences(name: str, a: dict[str, Any], b: dict[str, Any]) -> list[Difference]:
@@ -420,8 +447,7 @@ def _uki_differences(name: str, a: dict[str, Any], b: dict[str, Any]) -> list[Di
     ia, ib = a.get("initrd") or {}, b.get("initrd") or {}
     if a.get("initrd_size") != b.get("initrd_size"):
         da, db = a.get("initrd_size"), b.get("initrd_size")
-        out += _cpio_differences(name, "initrd", "initrd", ia, ib,
-                                 size_note=f"size {_size(da)} -> {_size(db)}")
+        out += _cpio_differences(name, "initrd", "initrd", ia, ib, size_note=f"size {_delta(da, db)}")
     sa = [s["name"] for s in a.get("sections", [])]
     sb = [s["name"] for s in b.get("sections", [])]
     if sa != sb:
@@ -458,6 +484,8 @@ def _cpio_differences(name: str, category: str, label: str, a: dict[str, Any], b
             parts.append(f"unpacked {_size(a.get('unpacked_size'))} -> {_size(b.get('unpacked_size'))}")
     if not parts:
         return []
+    if parts == [size_note]:
+        parts.append("its /init, file count and unpacked size are the same")
     return [Difference(category, name, f"{name}: the {label} differs: {'; '.join(parts)}",
                        ref={k: a.get(k) for k in ("init", "files", "unpacked_size", "compression")},
                        dir={k: b.get(k) for k in ("init", "files", "unpacked_size", "compression")})]

@@ -192,19 +192,35 @@ def script_commands(text: str) -> list[str]:
     return out
 
 
+def script_needs_43_70(text: str) -> bool:
+    """Whether a script reads ``${43.70}`` (carbide's machine uuid, DHCP option 43 sub-option 70)."""
+    return any(_43_70.search(c) for c in script_commands(text))
+
+
 def chain_urls(text: str) -> list[str]:
-    """URLs the script hands to ``chain`` (with iPXE's variables unexpanded), in order, once each."""
+    """URLs the script hands to ``chain`` (with iPXE's variables unexpanded), in order, once each.
+
+    A URL given as a variable the script itself set (``set chain_url http://...`` then
+    ``chain ${chain_url}``) is shown as the value it was last set to above the chain line.
+    """
     urls: list[str] = []
+    assigned: dict[str, str] = {}
     for line in script_commands(text):
         for cmd in re.split(r"\s*(?:&&|\|\|)\s*", line):
             tokens = cmd.split()
             while tokens and tokens[0] == "time":
                 tokens = tokens[1:]
+            if len(tokens) >= 3 and tokens[0] == "set":
+                assigned[tokens[1].split(":")[0]] = " ".join(tokens[2:])
+                continue
             if not tokens or tokens[0] not in ("chain", "imgexec"):
                 continue
             for tok in tokens[1:]:
                 if tok.startswith("-"):
                     continue
+                var = re.fullmatch(r"\$\{([A-Za-z0-9_.-]+)\}", tok)
+                if var and var.group(1) in assigned:
+                    tok = assigned[var.group(1)]
                 if tok not in urls:
                     urls.append(tok)
                 break

@@ -2,13 +2,15 @@
 
 A feature is claimed only from evidence iPXE compiles in when it is enabled, checked on real
 binaries: the iPXE commit carbide pins (d7e58c5a) built with its default config and with the
-sandbox's ``config/local/general.h``, carbide's own ``ipxe.efi`` (its config headers and its TPM
-patch), and QEMU's NIC ROMs. The evidence is a NUL-terminated string (a URI scheme, a command
+sandbox's ``config/local/general.h`` (snponly.efi and undionly.kpxe), carbide's own ``ipxe.efi``
+(its config headers and its TPM patch), Debian trixie's 2025 build (1.21.1+git20250501) and
+QEMU's 2019 NIC ROMs. The evidence is a NUL-terminated string (a URI scheme, a command
 name, a protocol or feature name that iPXE keeps in ``.rodata``), or for carbide's TPM patch
 (``efi_tpm.c``: TCG v1 and v2 measurement of the booted image) a second copy of both the
 EFI_TCG_PROTOCOL and EFI_TCG2_PROTOCOL GUIDs: upstream iPXE keeps one copy of each (its GUID
-table for debug names: 1 and 1 in the stock d7e58c5a build and in QEMU's 2019 ROM), the patch
-adds its own (2 and 2 in carbide's build). Absence is not
+table for debug names: 1 and 1 in the stock d7e58c5a build and in QEMU's 2019 ROM; 1 and 2 in
+Debian's 2025 build, so one GUID alone would mislead), the patch adds its own copies of both (2
+and 2 in carbide's build). Absence is not
 proof (the linker merges a string into a longer one that ends with it): a feature not found is
 reported as "not seen", never as "disabled". The embedded script's text is blanked before the
 search, so a script that mentions ``https`` does not count. BIOS images are searched after

@@ -64,17 +64,20 @@ def test_differences_in_order_of_boot_relevance(tmp_path: Path) -> None:
     a = make_set(tmp_path / "a")
     b = make_set(tmp_path / "b", init=b"/sbin/init", pkgs={"systemd": "252.34-1", "curl": "7.88"})
     (b / "README").write_text("ARTIFACTS\n")
-    (a / "ipxe.kpxe").write_bytes(b"x" * 100)  # only in REF: listed first
+    (b / "build-notes.txt").write_text("not an artifact a boot needs\n")  # only in DIR: late
+    (a / "autoexec.ipxe").write_text("#!ipxe\ndhcp\nset url http://10.0.2.2:8080/boot\nchain ${url}\n")
     cmp = compare_artifacts(a, b)
     assert cmp.verdict == DIFFERENT and cmp.exit_code == 1
     cats = [d.category for d in cmp.differences]
-    assert cats == ["missing file", "cpio root", "packages", "bytes"], cats
+    assert cats == ["missing artifact", "cpio root", "packages", "missing file", "bytes"], cats
     s = [d.sentence for d in cmp.differences]
-    assert s[0].startswith("ipxe.kpxe is only in REF")
+    assert s[0] == ("autoexec.ipxe is only in REF (an iPXE script that chains http://10.0.2.2:8080/boot without "
+                    "needing DHCP option 43.70, 59 B); DIR has no such file")
+    assert s[3].startswith("build-notes.txt is only in DIR (a file, ")
     assert "REF has /init -> /usr/lib/systemd/systemd, DIR has /init -> /sbin/init (target not in the archive)" in s[1]
     assert "1 only in DIR, 1 only in REF, 1 at another version" in s[2]
     assert "+curl 7.88" in s[2] and "-bash 5.2.15-2" in s[2] and "systemd 252.33-1 -> 252.34-1" in s[2]
-    assert s[3] == "README: the bytes differ (same size)"
+    assert s[4] == "README: the bytes differ (same size)"
     r = cmp.to_result()
     assert r.status is Status.FAIL and r.cause == s[0] and r.fix and "missing artifact" in r.fix
     assert list(r.tables["differences"]["what"]) == cats
