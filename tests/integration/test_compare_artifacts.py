@@ -37,7 +37,8 @@ pytestmark = [pytest.mark.integration,
               pytest.mark.needs_tool("perl", "iPXE's build scripts are perl"),
               pytest.mark.needs_tool("objcopy", "assembles the test's UKI (binutils)"),
               pytest.mark.needs_tool("zstd", "compresses the test's root archive"),
-              pytest.mark.needs_tool("cpio", "packs the test's root archive")]
+              pytest.mark.needs_tool("cpio", "packs the test's root archive"),
+              pytest.mark.usefixtures("no_leftover_processes")]
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "carbide-runbooks" / "test-inputs" \
@@ -247,3 +248,17 @@ def test_a_real_sandbox_build_when_present() -> None:
     u = inspect.artifact_facts(art / "carbide.efi")["uki"]
     assert u["kernel_release"] and u["cmdline"] and u["initrd"]["init"]["exists"] is True
     assert inspect.artifact_facts(art / "carbide.root")["cpio"]["files"] > 1000
+
+
+def test_zstd_that_is_not_cpio_or_is_cut_short(tmp_path: Path) -> None:
+    """zstd runs through shell.spawn: stopped when the parser gives up early, its failure reported."""
+    log = tmp_path / "zstd.log"
+    (tmp_path / "notes.txt").write_bytes(b"not a cpio archive\n" * 50000)
+    _run(["zstd", "-q", "-o", str(tmp_path / "x.cpio.zst"), str(tmp_path / "notes.txt")], log)
+    f = inspect.artifact_facts(tmp_path / "x.cpio.zst", use_cache=False)
+    assert f["kind"] == "cpio" and "not a newc cpio archive" in f["cpio"]["problem"]
+    (tmp_path / "r").mkdir()
+    data = _root_archive(tmp_path / "r", log).read_bytes()
+    (tmp_path / "cut.cpio.zst").write_bytes(data[: len(data) // 2])
+    g = inspect.artifact_facts(tmp_path / "cut.cpio.zst", use_cache=False)
+    assert g["kind"] == "cpio" and "zstd -d failed" in g["cpio"]["problem"], g
