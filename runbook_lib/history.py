@@ -17,7 +17,6 @@ temporary directory instead.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import re
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from . import shell
+from .inspect import set_facts
 from .params import NotebookSpec
 from .paths import ARTIFACT_SUBDIR, data_dir, sandbox_workdir
 from .report.sanitize import REDACTED, redact, redact_tree
@@ -265,20 +265,15 @@ def tree_info(root: str | os.PathLike[str], kind: str) -> dict[str, Any]:
     return {"root": str(r), "kind": kind, "git": git}
 
 
-# Artifact facts: H4's runbook_lib.inspect.facts.set_facts when present, else size + sha256.
-# One in-process memo keyed by each file's (name, size, mtime, inode): a validate run records
-# build, boot and validate against the same files and reads them once.
+# Artifact facts: runbook_lib.inspect.set_facts (size, sha256, kind, iPXE/UKI/cpio/manifest facts,
+# cached on disk by runbook_lib.inspect). One in-process memo keyed by each file's (name, size,
+# mtime, inode) on top: a validate run records build, boot and validate against the same files.
 _FACTS_MEMO: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
 _MEMO_MAX = 8
 
 
 def _facts_impl() -> Callable[[Path], dict[str, dict[str, Any]]]:
-    try:
-        mod = importlib.import_module("runbook_lib.inspect.facts")
-    except ImportError:
-        return basic_facts
-    fn = getattr(mod, "set_facts", None)
-    return fn if callable(fn) else basic_facts
+    return set_facts
 
 
 def artifact_facts(directory: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
@@ -316,7 +311,8 @@ def _kind_of(name: str) -> str:
 
 
 def basic_facts(directory: Path) -> dict[str, dict[str, Any]]:
-    """The fallback facts: size, sha256 and a kind guessed from the name; manifests' packages."""
+    """Size, sha256 and a kind guessed from the name; manifests' packages (the facts recorded
+    before runbook_lib.inspect existed; kept for callers that want only these)."""
     out: dict[str, dict[str, Any]] = {}
     for p in sorted(directory.iterdir()):
         if not p.is_file() or p.name.startswith("."):

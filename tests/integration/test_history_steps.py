@@ -80,7 +80,7 @@ def test_build_step_writes_a_record_per_run(tmp_path, data_home, stand_in, monke
     art = s.target.artifact_dir
     assert rec.artifacts["carbide.efi"]["sha256"] == sha(art / "carbide.efi")
     assert rec.artifacts["ipxe.kpxe"]["size"] == (art / "ipxe.kpxe").stat().st_size
-    assert set(rec.artifacts["carbide.manifest"]["packages"]) >= {"systemd"}
+    assert set(rec.artifacts["carbide.manifest"]["manifest"]["packages"]) >= {"systemd"}
     tasks = {t["task"]: t["state"] for t in rec.build["tasks"]}
     assert tasks["upload-boot-artifacts-ci"] == "failed" and tasks["mkosi-clean"] == "skipped"
     assert set(rec.build["rebuilt"]) >= {"carbide.efi", "ipxe.efi"}
@@ -97,7 +97,7 @@ def test_build_step_writes_a_record_per_run(tmp_path, data_home, stand_in, monke
     recs = history.records(root)
     assert [r.kind for r in recs] == ["build", "build"] and recs[1].id == rec.id
     assert recs[0].tree["git"]["dirty"] is True and recs[0].commit == head[:10] + "+dirty"
-    assert "zstd" in recs[0].artifacts["carbide.manifest"]["packages"]
+    assert "zstd" in recs[0].artifacts["carbide.manifest"]["manifest"]["packages"]
     assert recs[0].params_key == rec.params_key  # log_dir differs, what is built does not
     assert history.last_good(root, "build", rec.params_key).id == recs[0].id
 
