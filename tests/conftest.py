@@ -146,3 +146,20 @@ def carbide_checkout(tmp_path_factory):
         return factory.make_checkout(tmp_path_factory.mktemp("carbide_checkout"), **opts)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _no_run_history_by_default(request, monkeypatch):
+    """Steps 2 and 3 record every run in the user's run history (~/.local/share/...): tests do
+    not, unless they ask for the `run_history` fixture (records under a temporary XDG_DATA_HOME)."""
+    if "run_history" not in request.fixturenames:
+        monkeypatch.setenv("RUNBOOK_HISTORY", "off")
+
+
+@pytest.fixture
+def run_history(tmp_path, monkeypatch):
+    """Run history on, kept under this test's own XDG_DATA_HOME (returned)."""
+    monkeypatch.delenv("RUNBOOK_HISTORY", raising=False)
+    data = tmp_path / "data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    return data

@@ -17,7 +17,7 @@ from runbook_lib.compare_runs import NO_GOOD
 from runbook_lib.paths import artifacts_dir, sandbox_workdir
 from runbook_lib.result import Status
 
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_leftover_processes")]
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_leftover_processes", "run_history")]
 
 ART = artifacts_dir(sandbox_workdir())
 NEEDED = ("ipxe.efi", "autoexec.ipxe", "carbide.efi", "carbide.manifest")

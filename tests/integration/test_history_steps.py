@@ -26,7 +26,7 @@ from runbook_lib.cli import main
 from runbook_lib.compare_runs import NO_GOOD
 from runbook_lib.result import Status
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leftover_processes")]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leftover_processes", "run_history")]
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "carbide_tree"
 SECRET = "hist-Root-pw-4411"

@@ -15,6 +15,8 @@ from runbook_lib.result import Status
 MS = (("firmware_start", 1.0), ("ipxe_banner", 8.0), ("kernel_fetched", 20.0), ("efi_stub", 22.0),
       ("systemd_welcome", 30.0), ("login_prompt", 40.0))
 
+pytestmark = pytest.mark.usefixtures("run_history")  # history on, under a temporary XDG_DATA_HOME
+
 
 @pytest.fixture(autouse=True)
 def data_home(tmp_path, monkeypatch):

@@ -14,6 +14,8 @@ from runbook_lib.params import STEP2, STEP3
 
 SECRET = "s3cr3t-Root-pw-7781"
 
+pytestmark = pytest.mark.usefixtures("run_history")  # history on, under a temporary XDG_DATA_HOME
+
 
 @pytest.fixture(autouse=True)
 def data_home(tmp_path, monkeypatch):
