@@ -76,6 +76,7 @@ class Step:
     name: str = ""
     spec: NotebookSpec
     registry_step: str = ""  # which steps' entries of requirements.REGISTRY apply (tools/build/boot)
+    record_history: bool = True  # steps 2 and 3 write a run record (runbook_lib.history) after run()
 
     def __init__(self, params: Mapping[str, Any] | RunContext, log_dir: str | Path | None = None) -> None:
         if isinstance(params, RunContext):

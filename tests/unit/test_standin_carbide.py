@@ -92,7 +92,9 @@ def test_without_known_uuids_every_uuid_is_served_and_queries_recorded(tmp_path:
         status, body = get(s, "/api/v0/pxe/boot?" + CARBIDE_QUERY.format(u="anything"))
         assert status == 200 and "chain" in body and UNKNOWN_UUID_LINE not in body
         get(s, "/public/blobs/internal/x86_64/none")
-        boot, blob = wait_requests(s, 2)
+        reqs = wait_requests(s, 2)  # recorded after each answer: not necessarily in request order
+        boot = next(r for r in reqs if r.path.startswith("/api/v0/pxe/boot"))
+        blob = next(r for r in reqs if r.path.startswith("/public/"))
         assert boot.query and boot.query["serial"] == "SN-0001"
         assert blob.query is None  # only the API routes record a query
     finally:
