@@ -312,6 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cell-timeout", type=int, default=None, help="papermill per-cell timeout (s)")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("validate", help="the repeated loop: rebuild (cached), boot, compare with the last "
+                                        "good run; one papermill run of 04_validate, one report")
+    p.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                   help="set a parameter (repeatable; `runbook params 04` lists them)")
+    p.add_argument("--report-dir", default="reports", help="where reports go (default ./reports)")
+    p.add_argument("--hide-code", action="store_true", help="HTML report without code cells")
+    p.add_argument("--quiet", action="store_true", help="do not echo cell output live")
+    p.add_argument("--cell-timeout", type=int, default=None, help="papermill per-cell timeout (s)")
+    p.set_defaults(func=cmd_run, notebook="04_validate")
+
     p = sub.add_parser("report", help="rebuild .html/.json from an executed .ipynb")
     p.add_argument("notebook")
     p.add_argument("--hide-code", action="store_true")

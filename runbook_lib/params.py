@@ -262,7 +262,34 @@ STEP3 = NotebookSpec(
     ),
 )
 
-NOTEBOOKS: dict[str, NotebookSpec] = {s.name: s for s in (STEP1, STEP2, STEP3)}
+def _validate_params() -> tuple[Param, ...]:
+    """Steps 2 and 3's parameters (a name means one thing everywhere), minus what validate decides
+    itself: it boots what it just built (no artifacts_dir) for the architecture it can boot."""
+    out: dict[str, Param] = {}
+    for spec in (STEP2, STEP3):
+        for prm in spec.params:
+            if prm.name in ("artifacts_dir", "log_dir", "workdir"):
+                continue
+            if prm.name == "arch":
+                prm = STEP3.param("arch")
+            out.setdefault(prm.name, prm)
+    out["reference_dir"] = Param("reference_dir", str, "", "a known-good artifact set (e.g. the official "
+                                 "one) to compare the build with; empty = no such comparison")
+    out["slower_threshold"] = Param("slower_threshold", float, 0.25, "flag a milestone that got slower than "
+                                    "in the last good run by more than this fraction", minimum=0)
+    return (*out.values(), _WORKDIR, _LOG_DIR)
+
+
+STEP4 = NotebookSpec(
+    name="04_validate",
+    title="Validate: rebuild, boot, compare with the last good run",
+    description="The loop you repeat: rebuild (cached), PXE boot, and say what changed since the last good run.",
+    aliases=("04", "validate"),
+    params=_validate_params(),
+    in_main_job=False,
+)
+
+NOTEBOOKS: dict[str, NotebookSpec] = {s.name: s for s in (STEP1, STEP2, STEP3, STEP4)}
 
 
 def resolve(name: str) -> NotebookSpec:
