@@ -289,7 +289,24 @@ STEP4 = NotebookSpec(
     in_main_job=False,
 )
 
-NOTEBOOKS: dict[str, NotebookSpec] = {s.name: s for s in (STEP1, STEP2, STEP3, STEP4)}
+START = NotebookSpec(
+    name="00_start_here",
+    title="Start here: where you stand and what to do next",
+    description="Status board of steps 1-3 and validate (run history, reports, artifacts) and the next "
+                "thing to do; in JupyterLab a form with a Run button per step.",
+    aliases=("00", "start", "start_here"),
+    params=(
+        Param("carbide_root_dir", str, "", "carbide checkout the board looks at (its run history and "
+              "artifacts) and the form's steps build and boot; empty = the embedded sandbox"),
+        Param("report_dir", str, "", "where the Run buttons write reports and the board reads them; "
+              "empty = the repository's reports/ (and ./reports, and the directory `runbook run` writes to)"),
+        _WORKDIR,
+        _LOG_DIR,
+    ),
+    in_main_job=False,
+)
+
+NOTEBOOKS: dict[str, NotebookSpec] = {s.name: s for s in (START, STEP1, STEP2, STEP3, STEP4)}
 
 
 def resolve(name: str) -> NotebookSpec:
