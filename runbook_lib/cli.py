@@ -173,7 +173,7 @@ def run_one(spec: NotebookSpec, values: dict[str, Any], report_dir: Path, hide_c
             return Status.ERROR, {}
         try:
             summary, paths = write_reports(executed, spec.name, secrets, hide_code=hide_code,
-                                           output=output, failure=failure)
+                                           output=output, failure=failure, gather=True)
         except Exception as exc:
             print(f"runbook: error: the report of {spec.name} could not be written "
                   f"({type(exc).__name__}: {exc}); the unredacted notebook was removed",
@@ -213,14 +213,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problem:
         return _err(problem + " (choose another with --report-dir)")
     statuses: list[Status] = []
+    runs: list[Any] = []  # per notebook: its summary JSON's path, or why there is none (JUnit)
     for spec, values in chosen:
-        status, _ = run_one(spec, values, report_dir, args.hide_code, args.quiet, args.cell_timeout,
-                            source if args.notebook != "all" else None)
+        status, paths = run_one(spec, values, report_dir, args.hide_code, args.quiet, args.cell_timeout,
+                                source if args.notebook != "all" else None)
         statuses.append(status)
+        runs.append(paths.get("json") or (spec.name, "no report was written (see the job log)", False))
         if status != Status.PASS and args.notebook == "all":
             print(f"runbook: stopping after {spec.name} ({status.value}); later steps need it")
+            runs += [(s.name, f"not run: {spec.name} ended {status.value}", True) for s, _ in chosen[len(runs):]]
             break
+    if getattr(args, "junit_xml", None) and not _write_junit(Path(args.junit_xml), runs):
+        statuses.append(Status.ERROR)
     return Status.worst(statuses).exit_code
+
+
+def _write_junit(path: Path, runs: list[Any]) -> bool:
+    """`--junit-xml`: one testsuite per notebook (:mod:`runbook_lib.report.junit`)."""
+    from .report import junit
+
+    try:
+        items = [junit.NotRun(*r) if isinstance(r, tuple) else json.loads(Path(r).read_text()) for r in runs]
+        junit.write(items, path)
+    except (OSError, ValueError) as exc:
+        print(f"runbook: error: the JUnit XML {path} could not be written: {exc}", file=sys.stderr)
+        return False
+    print(f"   junit {path}")
+    return True
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -310,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hide-code", action="store_true", help="HTML report without code cells")
     p.add_argument("--quiet", action="store_true", help="do not echo cell output live")
     p.add_argument("--cell-timeout", type=int, default=None, help="papermill per-cell timeout (s)")
+    p.add_argument("--junit-xml", metavar="PATH", help="also write a JUnit XML file for CI test-report "
+                   "views: one testsuite per notebook, one testcase per step check")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="the repeated loop: rebuild (cached), boot, compare with the last "
@@ -320,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hide-code", action="store_true", help="HTML report without code cells")
     p.add_argument("--quiet", action="store_true", help="do not echo cell output live")
     p.add_argument("--cell-timeout", type=int, default=None, help="papermill per-cell timeout (s)")
+    p.add_argument("--junit-xml", metavar="PATH", help="also write a JUnit XML file for CI test-report "
+                   "views: one testsuite per notebook, one testcase per step check")
     p.set_defaults(func=cmd_run, notebook="04_validate")
 
     p = sub.add_parser("report", help="rebuild .html/.json from an executed .ipynb")

@@ -9,6 +9,17 @@ A run is PASS only if it finished: a cell error, a dead kernel, an interrupt or 
 cell that never ran makes it ERROR, unless a FAIL result shown before the stop
 explains it (then FAIL). How papermill's execution ended (:class:`RunFailure`) is
 kept in the notebook's metadata, so `runbook report` reaches the same verdict.
+
+The summary JSON is a versioned record (:data:`SUMMARY_SCHEMA_VERSION`), described by the JSON
+Schema shipped in the package (:func:`summary_schema_path`, draft 2020-12): notebook, verdict
+(``status``) and exit code, started/finished/duration (papermill's own times), host facts (distro,
+kernel, accel used and why, qemu/mkosi/iPXE versions), the parameters given and the effective ones
+(secrets masked), every step part's status/summary/cause/fix (and seconds when the step measured
+them), the first failure, artifacts (name, size, sha256), boot milestones with times, and the paths
+of the report and its logs. The run's facts are gathered once by :mod:`.run_facts` when `runbook
+run` writes the reports and kept in the notebook's metadata (``runbook.facts``), so `runbook
+report` rebuilds the same record. Version rule: a new optional key bumps the minor number; a key
+removed, renamed or changed in meaning bumps the major number.
 """
 
 from __future__ import annotations
@@ -25,6 +36,10 @@ import nbformat
 
 from ..result import RESULT_MIME, Status
 from .sanitize import REDACTED, redact, redact_tree
+
+SUMMARY_SCHEMA_VERSION = "1.0"
+FACTS_KEY = "facts"  # nb.metadata["runbook"][FACTS_KEY]: what run_facts.gather() found
+SUMMARY_SCHEMA_ID = "urn:carbide-ipxe-runbooks:run-summary:1"
 
 MAX_STREAM_CHARS = 200_000
 PM_ERROR_TAG = "papermill-error-cell-tag"
@@ -61,6 +76,16 @@ class RunFailure:
         return f"{self.kind}: {self.ename}: {self.evalue}"
 
 
+def summary_schema_path() -> Path:
+    """The JSON Schema (draft 2020-12) of the summary JSON, shipped as package data."""
+    return Path(__file__).with_name("schemas") / "run-summary.schema.json"
+
+
+def summary_schema() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(summary_schema_path().read_text(encoding="utf-8"))
+    return data
+
+
 @dataclass
 class Summary:
     notebook: str
@@ -69,16 +94,53 @@ class Summary:
     error: dict[str, Any] | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     run_failure: dict[str, Any] | None = None
+    title: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    duration_s: float | None = None
+    effective_parameters: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)  # run_facts.gather(), {} when not gathered
+    paths: dict[str, str | None] = field(default_factory=dict)
+
+    def first_failure(self) -> dict[str, Any] | None:
+        """The earliest step part that is not PASS, else the error that stopped the notebook."""
+        bad = next((s for s in self.steps if s.get("status") != Status.PASS.value), None)
+        if bad is not None:
+            return {"step": bad.get("step"), "status": bad.get("status"), "summary": bad.get("summary"),
+                    "cause": bad.get("cause"), "fix": bad.get("fix")}
+        if self.error is not None and self.status is not Status.PASS:
+            cell = self.error.get("cell")
+            return {"step": "notebook" + (f" (cell {cell})" if cell is not None else ""),
+                    "status": self.status.value, "summary": "the notebook did not finish",
+                    "cause": f"{self.error.get('ename')}: {self.error.get('evalue')}",
+                    "fix": "open the report: the cell that stopped is marked; rerun after fixing its cause"}
+        return None
 
     def to_dict(self) -> dict[str, Any]:
+        durations = self.facts.get("durations") or {}
         return {
+            "schema_version": SUMMARY_SCHEMA_VERSION,
             "notebook": self.notebook,
+            "title": self.title,
             "status": self.status.value,
             "exit_code": self.status.exit_code,
-            "steps": self.steps,
+            "started": self.started,
+            "finished": self.finished,
+            "duration_s": self.duration_s,
+            "steps": [{**s, "duration_s": durations.get(s.get("step"))} for s in self.steps],
+            "first_failure": self.first_failure(),
             "error": self.error,
             "run_failure": self.run_failure,
             "parameters": self.parameters,
+            "effective_parameters": self.effective_parameters,
+            "host": self.facts.get("host"),
+            "artifacts": self.facts.get("artifacts") or [],
+            "boot": self.facts.get("boot"),
+            "paths": {"ipynb": None, "html": None, "json": None, **self.paths,
+                      "log_dir": self.facts.get("log_dir") or self.parameters.get("log_dir")},
+            "logs": self.facts.get("logs") or [],
+            "history_records": self.facts.get("history_records") or [],
+            "notes": self.facts.get("notes") or [],
         }
 
 
@@ -244,8 +306,60 @@ def summarize(nb: Any, name: str, failure: RunFailure | None = None) -> Summary:
     elif not steps:
         status = Status.ERROR
         error = {"cell": None, "ename": "NoResult", "evalue": "the notebook produced no step result"}
-    params = dict(nb.metadata.get("papermill", {}).get("parameters", {}))
-    return Summary(name, status, steps, error, params, asdict(failure) if failure else None)
+    pm = nb.metadata.get("papermill", {})
+    params = dict(pm.get("parameters", {}))
+    spec = _spec(name)
+    started, finished = _iso(pm.get("start_time")), _iso(pm.get("end_time"))
+    duration = pm.get("duration")
+    return Summary(name, status, steps, error, params, asdict(failure) if failure else None,
+                   title=spec.title if spec is not None else None, started=started, finished=finished,
+                   duration_s=round(float(duration), 3) if isinstance(duration, (int, float)) else None,
+                   effective_parameters=effective_parameters(nb, name),
+                   facts=dict(nb.metadata.get("runbook", {}).get(FACTS_KEY) or {}))
+
+
+
+def _spec(name: str) -> Any:
+    from ..params import ParamError, resolve
+
+    try:
+        return resolve(name)
+    except ParamError:
+        return None
+
+
+def _iso(value: Any) -> str | None:
+    """papermill's '2026-11-26T18:01:28.751062+00:00' as '2026-11-26T18:01:28.751062Z'."""
+    if not value:
+        return None
+    return str(value).replace("+00:00", "Z")
+
+
+def effective_parameters(nb: Any, name: str) -> dict[str, Any]:
+    """What the notebook ran with: the registered notebook's defaults (else papermill's record of
+    the parameters cell) overlaid with the values given; secret parameters masked."""
+    pm = nb.metadata.get("papermill", {})
+    given = dict(pm.get("parameters", {}))
+    spec = _spec(name)
+    if spec is not None:
+        out = {**spec.defaults(), **given}
+        for p in spec.params:
+            if p.secret and out.get(p.name) not in (None, ""):
+                out[p.name] = REDACTED
+    else:
+        out = {**dict(pm.get("default_parameters") or {}), **given}
+    return json.loads(json.dumps(out, default=str))
+
+
+def gather_facts(nb: Any, name: str) -> dict[str, Any]:
+    """Gather this run's facts (:mod:`.run_facts`) and keep them in the notebook's metadata."""
+    from .run_facts import gather
+
+    pm = nb.metadata.get("papermill", {})
+    params = effective_parameters(nb, name)
+    facts = gather(nb, pm.get("parameters", {}).get("log_dir"), _iso(pm.get("start_time")), params)
+    nb.metadata.setdefault("runbook", {})[FACTS_KEY] = facts
+    return facts
 
 
 def export_html(nb: Any, path: Path, hide_code: bool = False) -> None:
@@ -290,16 +404,20 @@ def _write_all(files: Mapping[Path, str]) -> None:
 
 def write_reports(executed: Path, name: str, secret_values: Mapping[str, Any],
                   hide_code: bool = False, *, output: Path | None = None,
-                  failure: RunFailure | None = None) -> tuple[Summary, dict[str, Path]]:
+                  failure: RunFailure | None = None, gather: bool = False) -> tuple[Summary, dict[str, Path]]:
     """Redact and bound an executed notebook, then write it with .html and .json beside it.
 
     The reports go to `output` (default: `executed`, rewritten in place), all three or none:
     redaction and export happen in memory, each file is written atomically, and on any error
-    nothing is left at the destination (the caller removes a private `executed`).
+    nothing is left at the destination (the caller removes a private `executed`). `gather`
+    (`runbook run`: the run just happened on this machine) collects the run's facts first
+    (:func:`gather_facts`); otherwise the facts already kept in the notebook are used.
     """
     nb = nbformat.read(executed, as_version=4)
     if failure is not None:
         record_failure(nb, failure)
+    if gather:
+        gather_facts(nb, name)
     nb = bound_outputs(redact_notebook(nb, secret_values))
     summary = summarize(nb, name)
     for key in secret_values:
@@ -307,6 +425,7 @@ def write_reports(executed: Path, name: str, secret_values: Mapping[str, Any],
             summary.parameters[key] = REDACTED
     target = output or executed
     paths = {"ipynb": target, "html": target.with_suffix(".html"), "json": target.with_suffix(".json")}
+    summary.paths = {k: str(v.absolute()) for k, v in paths.items()}
     summary_json = json.dumps(redact_tree(summary.to_dict(), _secret_texts(secret_values)),
                               indent=2, default=str) + "\n"
     # the notebook is renamed last: a report dir never holds a notebook without its .html/.json
