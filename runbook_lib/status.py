@@ -257,6 +257,13 @@ class Board:
     report_dirs: list[str]
     notes: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    handle: Any = field(default=None, repr=False, compare=False)  # IPython DisplayHandle once shown
+
+    def show(self) -> None:
+        """Display the board with a display id, so the form can update it in place after a run."""
+        from IPython.display import display
+
+        self.handle = display(self, display_id=True)
 
     def row(self, key: str) -> StepState:
         return next(r for r in self.rows if r.key == key)

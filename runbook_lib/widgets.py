@@ -382,7 +382,9 @@ class StartForm:
         tree = w.VBox([w.HTML("<b>Your tree</b> (every step uses these)"), self.shared["carbide_root_dir"],
                        self.root_status, self.shared["workdir"]])
         tree.add_class("runbook-tree")
-        self.widget = w.VBox([self.board_html, tree, acc])
+        # a board already shown by its own cell (Board.show) is updated there; else it is part of the form
+        shown = board is not None and getattr(board, "handle", None) is not None
+        self.widget = w.VBox([tree, acc] if shown else [self.board_html, tree, acc])
         self.widget.add_class("runbook-start-form")
 
     def _check_root(self, text: str) -> None:
@@ -399,14 +401,23 @@ class StartForm:
     def refresh_board(self) -> None:
         from . import status
 
+        old = self.board
         try:
-            self.board = status.board(str(self.shared["carbide_root_dir"].value).strip(),
-                                      str(self.shared["workdir"].value).strip(),
-                                      report_dirs=[self.report_dir, *(self.board.report_dirs if self.board else [])])
+            new = status.board(str(self.shared["carbide_root_dir"].value).strip(),
+                               str(self.shared["workdir"].value).strip(),
+                               report_dirs=[self.report_dir, *(old.report_dirs if old else [])])
         except Exception as exc:  # the board is information: never break the form over it
             self.board_html.value = f"<i>status board not refreshed: {_html.escape(str(exc))}</i>"
             return
-        self.board_html.value = self.board.html(Path(self.link_base))
+        self.board = new
+        self.board_html.value = new.html(Path(self.link_base))
+        handle = getattr(old, "handle", None)
+        if handle is not None:
+            new.handle = handle
+            try:
+                handle.update(new)
+            except Exception:  # a closed notebook, a dead frontend: the form's copy is still right
+                pass
 
     def panel(self, key: str) -> StepPanel:
         return self.panels[key]
@@ -423,6 +434,8 @@ class FormSkipped:
 
     def __str__(self) -> str:
         return self.text
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         return f'<p class="runbook-form-skipped"><i>{_html.escape(self.text)}</i></p>'
