@@ -308,14 +308,15 @@ def summarize(nb: Any, name: str, failure: RunFailure | None = None) -> Summary:
         error = {"cell": None, "ename": "NoResult", "evalue": "the notebook produced no step result"}
     pm = nb.metadata.get("papermill", {})
     params = dict(pm.get("parameters", {}))
-    spec = _spec(name)
+    facts = dict(nb.metadata.get("runbook", {}).get(FACTS_KEY) or {})
+    registered = str(facts.get("notebook") or name)  # a shared copy may have been renamed
+    spec = _spec(registered)
     started, finished = _iso(pm.get("start_time")), _iso(pm.get("end_time"))
     duration = pm.get("duration")
     return Summary(name, status, steps, error, params, asdict(failure) if failure else None,
                    title=spec.title if spec is not None else None, started=started, finished=finished,
                    duration_s=round(float(duration), 3) if isinstance(duration, (int, float)) else None,
-                   effective_parameters=effective_parameters(nb, name),
-                   facts=dict(nb.metadata.get("runbook", {}).get(FACTS_KEY) or {}))
+                   effective_parameters=effective_parameters(nb, registered), facts=facts)
 
 
 
@@ -358,6 +359,7 @@ def gather_facts(nb: Any, name: str) -> dict[str, Any]:
     pm = nb.metadata.get("papermill", {})
     params = effective_parameters(nb, name)
     facts = gather(nb, pm.get("parameters", {}).get("log_dir"), _iso(pm.get("start_time")), params)
+    facts["notebook"] = name
     nb.metadata.setdefault("runbook", {})[FACTS_KEY] = facts
     return facts
 

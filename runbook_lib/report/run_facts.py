@@ -181,7 +181,7 @@ def artifacts(records: list[Any]) -> list[dict[str, Any]]:
 
 def boot_facts(boot: dict[str, Any] | None, records: list[Any],
                params: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Milestones with their times, the last one reached, login time; None when no VM ran."""
+    """Milestones with their times, the last one reached, login time; None when no VM started."""
     details = (boot or {}).get("details") or {}
     analysis = details.get("analysis") or {}
     milestones = [{"name": m.get("name"), "label": m.get("label"), "seconds": m.get("seconds")}
@@ -191,8 +191,8 @@ def boot_facts(boot: dict[str, Any] | None, records: list[Any],
     if not milestones and rec is not None:
         milestones = [{"name": m.get("name"), "label": m.get("label"), "seconds": m.get("seconds")}
                       for m in rec.milestones]
-    if boot is None and rec is None:
-        return None
+    if not details.get("qemu_command") and not milestones:
+        return None  # no VM was started (e.g. the pre-flight stopped the step)
     rb = rec.boot if rec is not None else {}
     return {"status": (boot or {}).get("status") or (rec.verdict if rec else None),
             "firmware": params.get("firmware"), "network": params.get("network"),

@@ -164,3 +164,22 @@ def test_tool_versions_are_parsed_not_raw():
     assert set(v) == {"qemu", "mkosi", "ipxe_qemu_package"}
     if v["qemu"] is not None:
         assert v["qemu"][0].isdigit() and "QEMU" not in v["qemu"]
+
+
+def test_a_shared_copy_rebuilds_the_same_record(tmp_path):
+    """Facts gathered at run time travel in the notebook: `runbook report` on a renamed copy keeps
+    the host, the effective parameters of the registered notebook and the timings."""
+    path = tmp_path / "20261126T180128Z-03_pxe_boot_vm.ipynb"
+    nbformat.write(_nb([StepResult("step 3: boot: pre-flight", Status.PASS, "ready to boot")],
+                       params={"log_dir": str(tmp_path / "logs"), "firmware": "bios"}), path)
+    _, paths = write_reports(path, "03_pxe_boot_vm", {}, gather=True)
+    first = json.loads(paths["json"].read_text())
+    assert first["host"]["kernel"] and first["effective_parameters"]["firmware"] == "bios"
+    copy_ = tmp_path / "shared" / "from-a-teammate.ipynb"
+    copy_.parent.mkdir()
+    copy_.write_bytes(paths["ipynb"].read_bytes())
+    _, again = write_reports(copy_, copy_.stem, {})
+    second = json.loads(again["json"].read_text())
+    validator().validate(second)
+    for key in ("host", "effective_parameters", "started", "duration_s", "steps", "status", "title"):
+        assert second[key] == first[key], key
