@@ -193,7 +193,7 @@ class ValidateStep(Step):
         fresh = [r.name for r in inv.rows if r.expected and r.fresh]
         reused = [r.name for r in inv.rows if r.expected and r.fresh is False]
         if not fresh:
-            return "nothing: the build was up to date" + (f" ({', '.join(reused)} reused)" if reused else "")
+            return "nothing: the build was up to date" + (f" ({len(reused)} artifacts reused)" if reused else "")
         return ", ".join(fresh) + (f"; reused {', '.join(reused)}" if reused else "")
 
     def summary_rows(self) -> list[tuple[str, str]]:
