@@ -4,8 +4,8 @@
    top says what was rebuilt and that there was no earlier good run, the second says "compared with
    the last good run: no artifact changed" and has the milestone deltas.
 2. A carbide-like tree whose build (`cargo make`, the fixture's cargo-make stand-in) installs the
-   sandbox's real artifacts and, when the developer writes `pxe/cmdline.txt`, rebuilds the UKI's
-   `.cmdline` with objcopy: a PASS, then a command line that panics (`rdinit=/bin/false`) -> exit 1,
+   sandbox's real artifacts and, when the developer adds `pxe/initrd/`, packs it into the UKI's
+   `.initrd` with cpio + objcopy: a PASS, then an init that cannot run -> the kernel panics -> FAIL,
    the comparison names carbide.efi and where the runs diverge.
 About 5 minutes (four boots under TCG).
 """
@@ -88,7 +88,7 @@ def make_tree(root: Path, art: Path) -> Path:
     files = " ".join(COPIED)
     (root / "pxe" / "Makefile.toml").write_text(f'''
 [tasks.build-boot-artifacts-x86_64]
-dependencies = ["install-artifacts", "set-uki-cmdline"]
+dependencies = ["install-artifacts", "set-uki-initrd"]
 
 [tasks.install-artifacts]
 script = """
@@ -97,11 +97,13 @@ mkdir -p static/blobs/internal/x86_64
 for f in {files}; do cp "{art}/$f" static/blobs/internal/x86_64/; done
 """
 
-[tasks.set-uki-cmdline]
-condition = {{ files_exist = ["${{CARGO_MAKE_WORKING_DIRECTORY}}/cmdline.txt"] }}
+[tasks.set-uki-initrd]
+condition = {{ files_exist = ["${{CARGO_MAKE_WORKING_DIRECTORY}}/initrd"] }}
 script = """
-objcopy --remove-section .cmdline --add-section .cmdline=cmdline.txt \\
-  --change-section-vma .cmdline=0x30000 static/blobs/internal/x86_64/carbide.efi uki.tmp
+set -e
+(cd initrd && find . | cpio -o -H newc --quiet) > initrd.cpio
+objcopy --remove-section .initrd --add-section .initrd=initrd.cpio \\
+  --change-section-vma .initrd=0x3000000 static/blobs/internal/x86_64/carbide.efi uki.tmp
 mv uki.tmp static/blobs/internal/x86_64/carbide.efi
 """
 ''')
@@ -109,11 +111,15 @@ mv uki.tmp static/blobs/internal/x86_64/carbide.efi
 
 
 @pytest.mark.needs_tool("cargo", "the tree is built with `cargo make` (the fixture's cargo-make stand-in)")
-@pytest.mark.needs_tool("objcopy", "the tree's build rewrites the UKI's .cmdline")
-def test_a_command_line_that_panics_is_named_against_the_last_good_run(tmp_path, sandbox_art, monkeypatch):
+@pytest.mark.needs_tool("objcopy", "the tree's build rewrites the UKI's .initrd")
+@pytest.mark.needs_tool("cpio", "the tree's build packs the new initrd")
+def test_an_init_that_panics_is_named_against_the_last_good_run(tmp_path, sandbox_art, monkeypatch):
     monkeypatch.setenv("PATH", f"{FIXTURE_BIN}{os.pathsep}{os.environ['PATH']}")
     tree = make_tree(tmp_path / "carbide", sandbox_art)
-    params = {"carbide_root_dir": str(tree), "accel": "tcg", "boot_timeout_s": 200, "uki_cmdline": "none"}
+    # the kernel's own messages on the serial console, the same for both runs (a boot parameter,
+    # part of "the same parameters"); the break is in the artifacts, as a developer's change would be
+    params = {"carbide_root_dir": str(tree), "accel": "tcg", "boot_timeout_s": 200,
+              "uki_cmdline": "console=ttyS0,115200"}
 
     def run(name: str) -> ValidateStep:
         step = ValidateStep(dict(params, port=free_port()), log_dir=tmp_path / name)
@@ -125,15 +131,21 @@ def test_a_command_line_that_panics_is_named_against_the_last_good_run(tmp_path,
     good = run("good")
     assert good.result().status is Status.PASS, good.result()
 
-    (tree / "pxe" / "cmdline.txt").write_text("console=tty0 console=ttyS0,115200 rdinit=/bin/false\n")
+    # the developer's change: an initrd whose /init cannot run (no shell in it): the kernel panics
+    init = tree / "pxe" / "initrd" / "init"
+    init.parent.mkdir()
+    init.write_text("#!/bin/sh\necho this init has no shell to run it\n")
+    init.chmod(0o755)
     bad = run("bad")
     res = bad.result()
     assert res.status is Status.FAIL, res
+    assert "panic" in (res.cause or "").lower() + res.summary.lower(), res
     c = bad.comparison
-    assert c is not None and c.last_good is not None
+    assert c is not None and c.last_good is not None and c.last_good.verdict == "PASS"
     assert [a.name for a in c.artifacts] == ["carbide.efi"], c.sentence
-    assert "rdinit=/bin/false" in json.dumps(c.to_dict())  # the cmdline change is shown
     assert c.sentence.startswith("last good "), c.sentence
-    assert "this run stopped at" in c.sentence and "carbide.efi" in c.sentence
+    assert "it reached login prompt; this run stopped at" in c.sentence and "carbide.efi" in c.sentence
+    assert c.first_difference, c.to_dict()
     rows = dict(bad.summary_rows())
     assert rows["compared with last good"].startswith("last good ")
+    assert rows["verdict"].startswith("FAIL")
