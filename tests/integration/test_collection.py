@@ -17,5 +17,5 @@ def test_nbval_collects_the_runbooks_and_no_fixture_notebook(repo):
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     items = res.stdout.splitlines()
     assert not [i for i in items if "fixtures/" in i], [i for i in items if "fixtures/" in i][:5]
-    for nb in ("01_install_build_tools", "02_build_ipxe_image", "03_pxe_boot_vm"):
+    for nb in ("00_start_here", "01_install_build_tools", "02_build_ipxe_image", "03_pxe_boot_vm", "04_validate"):
         assert any(i.startswith(f"notebooks/{nb}.ipynb::") for i in items), nb
