@@ -118,24 +118,8 @@ def count_cells(notebook: Path) -> int:
 
 
 def _parents() -> dict[int, int]:
-    """pid -> parent pid of every live (non-zombie) process, from /proc."""
-    out: dict[int, int] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return out
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) > 1 and fields[0] != b"Z":
-            out[int(entry)] = int(fields[1])
-    return out
+    """pid -> parent pid of every live (non-zombie) process."""
+    return {pid: ppid for pid, (ppid, _) in shell.process_table().items()}
 
 
 def children_of(pid: int) -> list[int]:

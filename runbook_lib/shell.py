@@ -402,13 +402,14 @@ def stop_leftovers(leftovers: Iterable[Leftover], grace: float = 2.0) -> None:
         _unregister(lo.entry)
 
 
-def _group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a group; zombies wait for a reaper, not for us."""
-    members = []
+def process_table() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, process group) of every live (non-zombie) process, from /proc.
+    Zombies wait for a reaper, not for us."""
+    out: dict[int, tuple[int, int]] = {}
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return []
+        return out
     for entry in entries:
         if not entry.isdigit():
             continue
@@ -418,9 +419,14 @@ def _group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) > 2 and fields[0] != b"Z" and int(fields[2]) == pgid:
-            members.append(int(entry))
-    return members
+        if len(fields) > 2 and fields[0] != b"Z":
+            out[int(entry)] = (int(fields[1]), int(fields[2]))
+    return out
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a group."""
+    return [pid for pid, (_, group) in process_table().items() if group == pgid]
 
 
 def _group_alive(pgid: int) -> bool:
