@@ -250,7 +250,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not path.exists():
         return _err(f"{path} does not exist")
     try:
-        summary, paths = write_reports(path, path.stem, {}, hide_code=args.hide_code)
+        summary, paths = write_reports(path, path.stem, {}, hide_code=args.hide_code,
+                                       embed_logs=args.embed_logs)
     except Exception as exc:  # unreadable notebook, unwritable directory: nothing half-written
         return _err(f"the reports of {path} could not be written ({type(exc).__name__}: {exc})")
     print(f"{summary.status.value} {path.stem}")
@@ -348,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild .html/.json from an executed .ipynb")
     p.add_argument("notebook")
     p.add_argument("--hide-code", action="store_true")
+    p.add_argument("--embed-logs", action="store_true",
+                   help="one self-contained HTML to attach to a bug report: the serial console and "
+                        "the HTTP request log embedded (gzip, bounded: head and tail of a huge log)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("tools", help="step 1 without Jupyter: check tools, install every Debian "

@@ -368,13 +368,56 @@ def export_html(nb: Any, path: Path, hide_code: bool = False) -> None:
     path.write_text(render_html(nb, hide_code), encoding="utf-8")
 
 
-def render_html(nb: Any, hide_code: bool = False) -> str:
+# nbconvert's lab template without anything fetched from the network (require.js, MathJax,
+# mermaid and the widget manager come from CDNs): a report opens offline, attached to a bug,
+# without console errors. The summary card goes first in <main>; embedded logs go last.
+_TEMPLATE_NAME = "runbook_report.html.j2"
+_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block extra_css -%}<style type="text/css">{{ resources.runbook_css }}</style>{%- endblock extra_css -%}
+{%- block body_header -%}{{ super() }}{{ resources.runbook_card }}{%- endblock body_header -%}
+{%- block body_footer -%}{{ resources.runbook_tail }}{{ super() }}{%- endblock body_footer -%}
+"""
+
+
+def render_html(nb: Any, hide_code: bool = False, summary: Mapping[str, Any] | None = None,
+                html_path: Path | None = None, embed_logs: bool = False,
+                secrets: list[str] | None = None) -> str:
+    """The HTML report: nbconvert's lab page (no external scripts) opening with the summary card
+    (:mod:`.card`; built from `summary` = the summary JSON's dict, else from the notebook), long
+    tables folded, and with `embed_logs` the run's serial and request logs inside (:mod:`.embed`).
+    `html_path` is where the page goes: links to the saved logs are relative to it."""
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(exclude_input=hide_code, exclude_input_prompt=hide_code,
-                            exclude_output_prompt=hide_code)
-    body, _ = exporter.from_notebook_node(nb)
-    return str(body)
+    from . import card, embed
+
+    page = copy.deepcopy(nb)
+    anchors = card.prepare_outputs(page)
+    if summary is None:
+        summary = summarize(nb, str(nb.metadata.get("runbook", {}).get(FACTS_KEY, {}).get("notebook")
+                                    or (html_path.stem if html_path else "notebook"))).to_dict()
+    paths = dict(summary.get("paths") or {})
+    log_dir = embed.find_log_dir(paths.get("log_dir"), html_path)
+    if log_dir is not None:
+        summary = {**summary, "paths": {**paths, "log_dir": str(log_dir)}}
+    embedded = embed.embed_logs(log_dir, secrets or ()) if embed_logs else []
+    exporter = HTMLExporter(extra_loaders=[DictLoader({_TEMPLATE_NAME: _TEMPLATE})],
+                            template_file=_TEMPLATE_NAME, exclude_input=hide_code,
+                            exclude_input_prompt=hide_code, exclude_output_prompt=hide_code)
+    resources = {"runbook_css": card.CARD_CSS, "runbook_card": card.CARD_PLACEHOLDER,
+                 "runbook_tail": embed.section_html(embedded)}
+    body, _ = exporter.from_notebook_node(page, resources=resources)
+    body = str(body)
+    sections = [(i, t) for i, t in card.headings(body)]
+    if embedded:
+        sections.append((embed.SECTION_ID, "Logs embedded in this report"))
+    html_card = card.card_html(summary, html_path=html_path, sections=sections, result_anchors=anchors,
+                               embedded=[(e.anchor, e.name) for e in embedded])
+    return body.replace(card.CARD_PLACEHOLDER, html_card, 1)
 
 
 def _write_all(files: Mapping[Path, str]) -> None:
@@ -406,7 +449,8 @@ def _write_all(files: Mapping[Path, str]) -> None:
 
 def write_reports(executed: Path, name: str, secret_values: Mapping[str, Any],
                   hide_code: bool = False, *, output: Path | None = None,
-                  failure: RunFailure | None = None, gather: bool = False) -> tuple[Summary, dict[str, Path]]:
+                  failure: RunFailure | None = None, gather: bool = False,
+                  embed_logs: bool = False) -> tuple[Summary, dict[str, Path]]:
     """Redact and bound an executed notebook, then write it with .html and .json beside it.
 
     The reports go to `output` (default: `executed`, rewritten in place), all three or none:
@@ -428,10 +472,11 @@ def write_reports(executed: Path, name: str, secret_values: Mapping[str, Any],
     target = output or executed
     paths = {"ipynb": target, "html": target.with_suffix(".html"), "json": target.with_suffix(".json")}
     summary.paths = {k: str(v.absolute()) for k, v in paths.items()}
-    summary_json = json.dumps(redact_tree(summary.to_dict(), _secret_texts(secret_values)),
-                              indent=2, default=str) + "\n"
+    summary_dict = redact_tree(summary.to_dict(), _secret_texts(secret_values))
+    summary_json = json.dumps(summary_dict, indent=2, default=str) + "\n"
+    page = render_html(nb, hide_code, summary=summary_dict, html_path=paths["html"], embed_logs=embed_logs,
+                       secrets=_secret_texts(secret_values))
     # the notebook is renamed last: a report dir never holds a notebook without its .html/.json
-    _write_all({paths["json"]: summary_json, paths["html"]: render_html(nb, hide_code),
-                paths["ipynb"]: nbformat.writes(nb)})
+    _write_all({paths["json"]: summary_json, paths["html"]: page, paths["ipynb"]: nbformat.writes(nb)})
     return summary, paths
 

@@ -1,0 +1,125 @@
+"""notebooks/00_start_here.ipynb in a real JupyterLab, in a real browser.
+
+`jupyter lab` (the venv's) starts on a free loopback port with a token, in its own process group
+(runbook_lib.shell.spawn), serving a temporary directory that holds a COPY of the notebook (its
+parameters point the reports and the sandbox work directory into the test's tmp dir; the run
+history is the test's own). Chromium opens the copy, runs all cells from the Run menu, and sees
+the status board and the form render; then it presses Run for step 1 and waits for the live
+verdict, the result table and the report link, as a first-time user would. Screenshots of each
+stage are kept (tests/browser/conftest.py says where).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from runbook_lib import shell
+from runbook_lib.boot.standin import free_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration,
+              pytest.mark.needs_tool("chromium", "the browser JupyterLab is opened in"),
+              pytest.mark.needs_tool("chromedriver", "selenium drives chromium through it"),
+              pytest.mark.usefixtures("no_leftover_processes", "run_history")]
+
+REPO = Path(__file__).resolve().parents[2]
+JUPYTER = Path(sys.executable).parent / "jupyter"
+
+
+def _api(base: str, token: str, path: str, method: str = "GET") -> object:
+    req = urllib.request.Request(f"{base}{path}", method=method, headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        body = resp.read()
+    return json.loads(body) if body else None
+
+
+def _copy_notebook(dest: Path, tmp: Path) -> Path:
+    nb = nbformat.read(REPO / "notebooks" / "00_start_here.ipynb", as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    params.source = (f"carbide_root_dir = \"\"\nreport_dir = {str(tmp / 'reports')!r}\n"
+                     f"workdir = {str(tmp / 'work')!r}\n")
+    for cell in nb.cells:  # a fresh clone's view: no outputs saved from another machine
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    path = dest / "00_start_here.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_start_here_in_jupyterlab(browser, tmp_path):
+    nbdir = tmp_path / "lab"
+    nbdir.mkdir()
+    _copy_notebook(nbdir, tmp_path)
+    token, port = secrets.token_hex(16), free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "jupyter-workspaces")}
+    argv = [str(JUPYTER), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--port-retries=0",
+            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={nbdir}",
+            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if os.geteuid() == 0:
+        argv.append("--allow-root")
+    lab = shell.spawn(argv, env=env, log_path=browser.out / "jupyter-lab.log")
+    try:
+        browser.wait(lambda: _api(base, token, "/api/status"), 90, "jupyter lab to answer")
+        browser.open(f"{base}/lab/tree/00_start_here.ipynb?token={token}")
+        b = browser
+        b.wait(lambda: b.driver.find_elements("css selector", ".jp-Notebook .jp-Cell"), 90,
+               "the notebook to open")
+        # the kernel must be there before Run All (else the run waits for "Select Kernel")
+        b.wait(lambda: _api(base, token, "/api/kernels"), 90, "the notebook's kernel to start")
+        b.shot("opened")
+        b.driver.find_element("xpath", "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click()
+        b.wait(lambda: b.driver.find_element(
+            "xpath", "//div[contains(@class,'lm-Menu-itemLabel') and text()='Run All Cells']"), 10,
+            "the Run menu").click()
+        board = b.wait(lambda: b.driver.find_element("css selector", "div.runbook-status-board"), 180,
+                       "the status board")
+        rows = b.driver.find_elements("css selector", "tr.runbook-board-row")
+        assert [r.get_attribute("data-step") for r in rows][:3] == ["01", "02", "03"]
+        assert all(r.get_attribute("data-state") == "never run" for r in rows), [r.text for r in rows]
+        nxt = b.driver.find_element("css selector", "p.runbook-next-step").text
+        assert "01_install_build_tools" in nxt or "step 1" in nxt.lower() or "Run" in nxt, nxt
+        b.js("arguments[0].scrollIntoView()", board)
+        b.shot("status-board")
+        form = b.wait(lambda: b.driver.find_element("css selector", ".runbook-start-form"), 120, "the form")
+        run01 = b.wait(lambda: b.driver.find_element("css selector", "button.runbook-run-01"), 30,
+                       "step 1's Run button")
+        b.js("arguments[0].scrollIntoView({block: 'center'})", run01)
+        assert form.is_displayed() and run01.is_displayed()
+        b.shot("form")
+        run01.click()
+        b.wait(lambda: b.driver.find_elements(
+            "css selector", ".runbook-verdict-01 .runbook-verdict[data-verdict='PASS']"), 240,
+            "step 1's verdict PASS")
+        table = b.wait(lambda: b.driver.find_element(
+            "css selector", ".runbook-result-01 table.runbook-run-result"), 60, "step 1's result table")
+        link = b.driver.find_element("css selector", ".runbook-result-01 a.runbook-report-link")
+        b.js("arguments[0].scrollIntoView({block: 'center'})", table)
+        b.shot("step1-passed")
+        assert "PASS" in table.text, table.text
+        href = link.get_attribute("href")
+        assert href.endswith(".html"), href
+        reports = sorted((tmp_path / "reports").glob("*-01_install_build_tools.html"))
+        assert reports and reports[-1].name in href, (href, reports)
+        assert json.loads(reports[-1].with_suffix(".json").read_text())["status"] == "PASS"
+    finally:
+        try:  # the kernels first (they run in their own sessions), then the server's group
+            for k in _api(base, token, "/api/kernels") or []:  # type: ignore[union-attr]
+                _api(base, token, f"/api/kernels/{k['id']}", method="DELETE")
+        except Exception:
+            pass
+        lab.stop(grace=15)
+        deadline = time.monotonic() + 5
+        while lab.running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not lab.running()
