@@ -234,7 +234,7 @@ STEP3 = NotebookSpec(
               "the VM's (another value reproduces an unknown machine)",
               pattern=r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"),
         Param("uki_cmdline", str, "auto", "kernel command line passed to a UKI: auto = the sandbox's own "
-              "for sandbox-built artifacts, none for others (the UKI keeps the one it embeds); none; "
+              "for sandbox-built artifacts, else the UKI's own .cmdline passed explicitly; none: the UKI's own; "
               "or the command line itself"),
         Param("accel", str, "auto", "auto tries KVM for real and falls back to TCG",
               choices=("auto", "kvm", "tcg")),

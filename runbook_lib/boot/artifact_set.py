@@ -77,12 +77,33 @@ class BootPath:
         return dict(self.__dict__)
 
 
+def embedded_cmdline(path: Path) -> str:
+    """A UKI's own `.cmdline` ("" when it has none or the file cannot be read)."""
+    from ..inspect import pe
+
+    try:
+        with open(path, "rb") as fh:
+            sec = pe.read_headers(fh).section(".cmdline")
+            raw = pe.section_bytes(fh, sec, limit=8192) if sec is not None else b""
+    except (OSError, pe.PeError):
+        return ""
+    return raw.split(b"\0", 1)[0].decode("utf-8", errors="replace").strip()
+
+
 def uki_cmdline(param: str, arts: ArtifactSet) -> str:
-    """The `uki_cmdline` parameter resolved: auto = the sandbox's own for sandbox artifacts."""
+    """The `uki_cmdline` parameter resolved: auto = the sandbox's own for sandbox artifacts.
+
+    "Keep the UKI's own" (none, or auto for other artifacts) passes the UKI's embedded `.cmdline`
+    explicitly: iPXE always hands an EFI image a command line (at least the image's name), and
+    systemd-stub uses any non-empty one instead of `.cmdline` (outside Secure Boot), so a chain
+    without arguments would boot the kernel with the command line "carbide.efi" (seen here: no
+    kernel console on the serial port)."""
     value = (param or "auto").strip()
-    if value == "auto":
-        return KERNEL_CMDLINE if arts.sandbox else ""
-    return "" if value == "none" else value
+    if value == "auto" and arts.sandbox:
+        return KERNEL_CMDLINE
+    if value in ("auto", "none"):
+        return embedded_cmdline(arts.root / arts.uki) if arts.uki else ""
+    return value
 
 
 def plan_path(arts: ArtifactSet, firmware: str, network: str, cmdline_param: str = "auto",
@@ -186,8 +207,9 @@ def plan_path(arts: ArtifactSet, firmware: str, network: str, cmdline_param: str
                      "same server itself")
     path = BootPath(desc, nic_rom, arts.uki if firmware == "uefi" else None, kernel, initrd,
                     cmdline, exercised, notes)
-    checks.append(Check("boot path", "ok", desc + (f"; UKI command line: {cmdline!r}" if firmware == "uefi"
-                                                    and cmdline else
-                                                    "; the UKI keeps its embedded command line"
-                                                    if firmware == "uefi" else "")))
+    kept = cmdline_param.strip() in ("none",) or (cmdline_param.strip() in ("auto", "") and not arts.sandbox)
+    checks.append(Check("boot path", "ok", desc + (
+        (f"; UKI command line: its own .cmdline, passed explicitly: {cmdline!r}" if kept and cmdline else
+         "; the UKI has no .cmdline of its own: iPXE passes only the image name" if kept else
+         f"; UKI command line: {cmdline!r}") if firmware == "uefi" else "")))
     return path, checks

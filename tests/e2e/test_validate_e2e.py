@@ -116,10 +116,9 @@ mv uki.tmp static/blobs/internal/x86_64/carbide.efi
 def test_an_init_that_panics_is_named_against_the_last_good_run(tmp_path, sandbox_art, monkeypatch):
     monkeypatch.setenv("PATH", f"{FIXTURE_BIN}{os.pathsep}{os.environ['PATH']}")
     tree = make_tree(tmp_path / "carbide", sandbox_art)
-    # the kernel's own messages on the serial console, the same for both runs (a boot parameter,
-    # part of "the same parameters"); the break is in the artifacts, as a developer's change would be
-    params = {"carbide_root_dir": str(tree), "accel": "tcg", "boot_timeout_s": 200,
-              "uki_cmdline": "console=ttyS0,115200"}
+    # uki_cmdline auto: not sandbox artifacts (no provenance file), so the UKI's own .cmdline is
+    # passed explicitly (iPXE would otherwise hand it the image name): the kernel console is on ttyS0
+    params = {"carbide_root_dir": str(tree), "accel": "tcg", "boot_timeout_s": 200}
 
     def run(name: str) -> ValidateStep:
         step = ValidateStep(dict(params, port=free_port()), log_dir=tmp_path / name)
@@ -130,6 +129,10 @@ def test_an_init_that_panics_is_named_against_the_last_good_run(tmp_path, sandbo
 
     good = run("good")
     assert good.result().status is Status.PASS, good.result()
+    assert good.boot.plan is not None and good.boot.plan.boot_path.cmdline == "console=tty0 console=ttyS0,115200"
+    assert good.boot.run_ is not None and good.boot.run_.analysis is not None
+    reached = [m.name for m in good.boot.run_.analysis.milestones]
+    assert "linux_version" in reached, reached  # the kernel printed on ttyS0: its own cmdline arrived
 
     # the developer's change: an initrd whose /init cannot run (no shell in it): the kernel panics
     init = tree / "pxe" / "initrd" / "init"
