@@ -310,6 +310,17 @@ def _add_compare_artifacts(sub: Any) -> None:
 # -- end compare-artifacts ----------------------------------------------------------------------------
 
 
+def _add_run_options(p: argparse.ArgumentParser, p_help: str) -> None:
+    """The options `run` and `validate` share (validate is `run 04_validate`)."""
+    p.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"), help=p_help)
+    p.add_argument("--report-dir", default="reports", help="where reports go (default ./reports)")
+    p.add_argument("--hide-code", action="store_true", help="HTML report without code cells")
+    p.add_argument("--quiet", action="store_true", help="do not echo cell output live")
+    p.add_argument("--cell-timeout", type=int, default=None, help="papermill per-cell timeout (s)")
+    p.add_argument("--junit-xml", metavar="PATH", help="also write a JUnit XML file for CI test-report "
+                   "views: one testsuite per notebook, one testcase per step check")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="runbook", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -324,26 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="execute a notebook (or `all`) with papermill and write reports")
     p.add_argument("notebook", help="name (01_install_build_tools), alias (01) or `all`")
-    p.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                   help="set a parameter (repeatable)")
-    p.add_argument("--report-dir", default="reports", help="where reports go (default ./reports)")
-    p.add_argument("--hide-code", action="store_true", help="HTML report without code cells")
-    p.add_argument("--quiet", action="store_true", help="do not echo cell output live")
-    p.add_argument("--cell-timeout", type=int, default=None, help="papermill per-cell timeout (s)")
-    p.add_argument("--junit-xml", metavar="PATH", help="also write a JUnit XML file for CI test-report "
-                   "views: one testsuite per notebook, one testcase per step check")
+    _add_run_options(p, "set a parameter (repeatable)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="the repeated loop: rebuild (cached), boot, compare with the last "
                                         "good run; one papermill run of 04_validate, one report")
-    p.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                   help="set a parameter (repeatable; `runbook params 04` lists them)")
-    p.add_argument("--report-dir", default="reports", help="where reports go (default ./reports)")
-    p.add_argument("--hide-code", action="store_true", help="HTML report without code cells")
-    p.add_argument("--quiet", action="store_true", help="do not echo cell output live")
-    p.add_argument("--cell-timeout", type=int, default=None, help="papermill per-cell timeout (s)")
-    p.add_argument("--junit-xml", metavar="PATH", help="also write a JUnit XML file for CI test-report "
-                   "views: one testsuite per notebook, one testcase per step check")
+    _add_run_options(p, "set a parameter (repeatable; `runbook params 04` lists them)")
     p.set_defaults(func=cmd_run, notebook="04_validate")
 
     p = sub.add_parser("report", help="rebuild .html/.json from an executed .ipynb")
