@@ -11,9 +11,11 @@ cd "$(dirname "$0")/.."
 # non-root user), busybox for udhcpc (the testnet's DHCP client in its integration test),
 # dpkg-dev for dpkg-scanpackages (the fixture carbide checkout's apt-repo task calls it, as
 # carbide's does, so a "ready" checkout needs it), docker.io + docker-compose for the bounce test (a
-# private dockerd and a compose project whose carbide-pxe is restarted for real). Installed only when dpkg says they are missing; under CI=true a test whose
+# private dockerd and a compose project whose carbide-pxe is restarted for real), chromium +
+# chromium-driver for tests/browser (reports and notebook 00 in JupyterLab, opened in a real
+# headless browser by selenium; nothing is downloaded). Installed only when dpkg says they are missing; under CI=true a test whose
 # tool is missing fails instead of skipping, so this list must stay complete.
-TEST_PACKAGES=(cargo sudo busybox dpkg-dev docker.io docker-compose)
+TEST_PACKAGES=(cargo sudo busybox dpkg-dev docker.io docker-compose chromium chromium-driver)
 missing=()
 for pkg in "${TEST_PACKAGES[@]}"; do
     if [ "$(dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
