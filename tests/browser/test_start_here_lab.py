@@ -24,6 +24,7 @@ import pytest
 
 from runbook_lib import shell
 from runbook_lib.boot.standin import free_port
+from runbook_lib.live import HEADLESS_ENV
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration,
               pytest.mark.needs_tool("chromium", "the browser JupyterLab is opened in"),
@@ -62,7 +63,10 @@ def test_start_here_in_jupyterlab(browser, tmp_path):
     base = f"http://127.0.0.1:{port}"
     env = {"JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
            "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "jupyter-workspaces")}
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "jupyter-workspaces"),
+           # an in-process `runbook run` of an earlier test leaves RUNBOOK_HEADLESS=1 in this
+           # process: the kernels must see a widget frontend, as a user's do
+           HEADLESS_ENV: ""}
     argv = [str(JUPYTER), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--port-retries=0",
             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={nbdir}",
             "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
@@ -114,6 +118,12 @@ def test_start_here_in_jupyterlab(browser, tmp_path):
         reports = sorted((tmp_path / "reports").glob("*-01_install_build_tools.html"))
         assert reports and reports[-1].name in href, (href, reports)
         assert json.loads(reports[-1].with_suffix(".json").read_text())["status"] == "PASS"
+        # the board above is refreshed in place: step 1's row now says PASS
+        b.wait(lambda: b.driver.find_elements(
+            "css selector", "tr.runbook-board-row[data-step='01'][data-state='PASS']"), 30,
+            "the board's step 1 row to say PASS")
+        b.js("document.querySelector('div.runbook-status-board').scrollIntoView()")
+        b.shot("board-after-step1")
     finally:
         try:  # the kernels first (they run in their own sessions), then the server's group
             for k in _api(base, token, "/api/kernels") or []:  # type: ignore[union-attr]
