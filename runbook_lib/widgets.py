@@ -165,6 +165,7 @@ class Debounce:
         self._timer: _threading.Timer | None = None
         self._args: tuple[Any, ...] = ()
         self._lock = _threading.Lock()
+        self._running = 0  # fn calls in progress (pending until the check has finished)
         self.calls = 0  # how many times fn really ran
 
     def __call__(self, *args: Any) -> None:
@@ -179,12 +180,18 @@ class Debounce:
     def _fire(self) -> None:
         with self._lock:
             self._timer, args = None, self._args
-        self.calls += 1
-        self.fn(*args)
+            self._running += 1
+        try:
+            self.calls += 1
+            self.fn(*args)
+        finally:
+            with self._lock:
+                self._running -= 1
 
     @property
     def pending(self) -> bool:
-        return self._timer is not None
+        """A check is waiting for typing to pause, or running."""
+        return self._timer is not None or self._running > 0
 
     def flush(self) -> None:
         """Run a pending call now (tests; a Run press while the check is still waiting)."""
