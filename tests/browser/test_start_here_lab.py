@@ -86,34 +86,50 @@ def test_start_here_in_jupyterlab(browser, tmp_path):
         b.wait(lambda: b.driver.find_element(
             "xpath", "//div[contains(@class,'lm-Menu-itemLabel') and text()='Run All Cells']"), 10,
             "the Run menu").click()
-        board = b.wait(lambda: b.driver.find_element("css selector", "div.runbook-status-board"), 180,
-                       "the status board")
-        rows = b.driver.find_elements("css selector", "tr.runbook-board-row")
-        assert [r.get_attribute("data-step") for r in rows][:3] == ["01", "02", "03"]
-        assert all(r.get_attribute("data-state") == "never run" for r in rows), [r.text for r in rows]
-        nxt = b.driver.find_element("css selector", "p.runbook-next-step").text
+        # widgets re-render their DOM while they update: every read finds its elements afresh
+        # (inside b.wait, which retries on a stale element)
+        css = "css selector"
+        b.wait(lambda: b.driver.find_element(css, "div.runbook-status-board"), 180, "the status board")
+
+        def board_rows() -> list[tuple[str | None, str | None]] | None:
+            rows = b.driver.find_elements(css, "tr.runbook-board-row")
+            got = [(r.get_attribute("data-step"), r.get_attribute("data-state")) for r in rows]
+            return got if len(got) >= 3 else None
+
+        rows = b.wait(board_rows, 30, "the board's rows")
+        assert [step for step, _ in rows][:3] == ["01", "02", "03"], rows
+        assert all(state == "never run" for _, state in rows), rows
+        nxt = b.wait(lambda: b.driver.find_element(css, "p.runbook-next-step").text, 30, "the next step")
         assert "01_install_build_tools" in nxt or "step 1" in nxt.lower() or "Run" in nxt, nxt
-        b.js("arguments[0].scrollIntoView()", board)
+        b.js("document.querySelector('div.runbook-status-board').scrollIntoView()")
         b.shot("status-board")
-        form = b.wait(lambda: b.driver.find_element("css selector", ".runbook-start-form"), 120, "the form")
-        run01 = b.wait(lambda: b.driver.find_element("css selector", "button.runbook-run-01"), 30,
-                       "step 1's Run button")
-        b.js("arguments[0].scrollIntoView({block: 'center'})", run01)
-        assert form.is_displayed() and run01.is_displayed()
-        b.shot("form")
-        run01.click()
+        b.wait(lambda: b.driver.find_element(css, ".runbook-start-form").is_displayed(), 120, "the form")
+
+        def press_run() -> bool:
+            button = b.driver.find_element(css, "button.runbook-run-01")
+            b.js("arguments[0].scrollIntoView({block: 'center'})", button)
+            if not button.is_displayed():
+                return False
+            b.shot("form")
+            button.click()
+            return True
+
+        b.wait(press_run, 30, "step 1's Run button")
         b.wait(lambda: b.driver.find_elements(
-            "css selector", ".runbook-verdict-01 .runbook-verdict[data-verdict='PASS']"), 240,
-            "step 1's verdict PASS")
-        table = b.wait(lambda: b.driver.find_element(
-            "css selector", ".runbook-result-01 table.runbook-run-result"), 60, "step 1's result table")
-        link = b.driver.find_element("css selector", ".runbook-result-01 a.runbook-report-link")
-        b.js("arguments[0].scrollIntoView({block: 'center'})", table)
+            css, ".runbook-verdict-01 .runbook-verdict[data-verdict='PASS']"), 240, "step 1's verdict PASS")
+        table_text = b.wait(lambda: b.driver.find_element(
+            css, ".runbook-result-01 table.runbook-run-result").text, 60, "step 1's result table")
+        href = b.wait(lambda: b.driver.find_element(
+            css, ".runbook-result-01 a.runbook-report-link").get_attribute("href"), 30, "the report link")
+        b.js("var t = document.querySelector('.runbook-result-01 table.runbook-run-result');"
+             " if (t) t.scrollIntoView({block: 'center'});")
         for no in b.driver.find_elements("xpath", "//div[contains(@class,'Toastify')]//button[normalize-space()='No']"):
-            no.click()  # JupyterLab's "get notified about news?" toast would cover the table
+            try:
+                no.click()  # JupyterLab's "get notified about news?" toast would cover the table
+            except Exception:  # noqa: BLE001 - gone already
+                pass
         b.shot("step1-passed")
-        assert "PASS" in table.text, table.text
-        href = link.get_attribute("href")
+        assert "PASS" in table_text, table_text
         assert href.endswith(".html"), href
         reports = sorted((tmp_path / "reports").glob("*-01_install_build_tools.html"))
         assert reports and reports[-1].name in href, (href, reports)
