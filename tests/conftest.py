@@ -9,6 +9,8 @@ stops only what was registered during its test, never the machine's own qemu or 
 
 from __future__ import annotations
 
+import re
+
 import os
 import shutil
 import tempfile
@@ -115,21 +117,42 @@ def needs_root() -> None:
         pytest.skip(msg)
 
 
-def _load_checkout_factory():
-    """tests/fixtures/carbide_tree/checkout.py, loaded by path (fixture dirs are not packages)."""
+def load_fixture_module(relpath: str):
+    """A module under tests/fixtures/, loaded by path once per process (fixture dirs are not
+    packages; benchmarks load the same files the same way)."""
     import importlib.util
     import sys
 
-    name = "carbide_tree_checkout_factory"
+    name = "fixture_" + re.sub(r"\W", "_", relpath.removesuffix(".py"))
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(
-        name, REPO / "tests" / "fixtures" / "carbide_tree" / "checkout.py")
+    spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "fixtures" / relpath)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def fixture_module():
+    """`fixture_module("big_serial_log.py")`: a helper module under tests/fixtures/."""
+    return load_fixture_module
+
+
+@pytest.fixture(scope="session")
+def junit_schema():
+    """The JUnit XSD CI systems read (Jenkins xUnit's junit-10.xsd, fetched once and sha256-pinned
+    by tests/fixtures/junit_xsd.py), compiled with lxml."""
+    from lxml import etree
+
+    try:
+        path = load_fixture_module("junit_xsd.py").junit_xsd()
+    except RuntimeError as exc:
+        if in_ci():
+            pytest.fail(f"junit-10.xsd not available (CI=true: PyPI must be reachable): {exc}", pytrace=False)
+        pytest.skip(f"junit-10.xsd not available: {exc}")
+    return etree.XMLSchema(etree.parse(str(path)))
 
 
 @pytest.fixture
@@ -140,7 +163,7 @@ def carbide_checkout(tmp_path_factory):
     ("init" | "missing" | "wrong_commit"), tags, dirty, mkosi_version, toolchain,
     makefile_extra_tasks. Each call builds in its own new temporary directory.
     """
-    factory = _load_checkout_factory()
+    factory = load_fixture_module("carbide_tree/checkout.py")
 
     def make(**opts):
         return factory.make_checkout(tmp_path_factory.mktemp("carbide_checkout"), **opts)

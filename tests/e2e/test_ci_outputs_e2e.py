@@ -5,7 +5,6 @@ file is valid junit-10.xsd and times the boot's run check."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -24,19 +23,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _junit_schema() -> etree.XMLSchema:
-    spec = importlib.util.spec_from_file_location("junit_xsd", REPO / "tests" / "fixtures" / "junit_xsd.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    try:
-        return etree.XMLSchema(etree.parse(str(mod.junit_xsd())))
-    except RuntimeError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"junit-10.xsd not available (CI=true): {exc}", pytrace=False)
-        pytest.skip(f"junit-10.xsd not available: {exc}")
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -45,8 +31,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def test_a_real_boot_fills_the_record_and_the_junit(session_build, run_history, tmp_path, no_leftover_processes):
-    schema = _junit_schema()
+def test_a_real_boot_fills_the_record_and_the_junit(session_build, run_history, tmp_path, no_leftover_processes,
+                                                     junit_schema):
+    schema = junit_schema
     art: Path = session_build["dir"]
     xml = tmp_path / "boot.xml"
     reports = tmp_path / "reports"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import importlib.util
 import json
 import os
 import re
@@ -27,22 +26,14 @@ REPO = Path(__file__).resolve().parents[2]
 LIMIT = 2 * 1024 * 1024
 
 
-def _big_log_module():
-    spec = importlib.util.spec_from_file_location("big_serial_log", REPO / "tests" / "fixtures" / "big_serial_log.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _runbook(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "runbook_lib.cli", *args], capture_output=True, text=True,
                           timeout=600, cwd=REPO, env=dict(os.environ))
 
 
-def test_a_100_mb_console_gives_a_report_of_at_most_2_mb(tmp_path):
+def test_a_100_mb_console_gives_a_report_of_at_most_2_mb(tmp_path, fixture_module):
     log = tmp_path / "serial.log"
-    size = _big_log_module().make(log, 100, planted="<b>planted</b> tail marker")
+    size = fixture_module("big_serial_log.py").make(log, 100, planted="<b>planted</b> tail marker")
     assert size >= 100 * 1024 * 1024 - 4096
     nb = write_notebook(tmp_path / "replayed_100mb.ipynb", log)
     res = _runbook("run", str(nb), "--report-dir", str(tmp_path / "r"), "--quiet")
